@@ -1,0 +1,7 @@
+"""ClusterFit for scikit-learn: features that transfer, learned from unlabelled images."""
+
+from ._transformer import ClusterFitTransformer
+
+__version__ = "0.1.0"
+
+__all__ = ["ClusterFitTransformer", "__version__"]

@@ -1,0 +1,166 @@
+"""Stage 1: turn the ``extractor`` parameter into a frozen embedding network N_pre.
+
+Whatever the kind of extractor, the result is an ``nn.Module`` mapping images
+(N, C, H, W) scaled to [0, 1] to features (N, d), with no trainable parameters:
+
+- ``"rotnet"``: a network trained on the images to predict their rotation;
+- ``"supervised"``: a network trained on the labels ``y`` given to ``fit``;
+- ``"random"``: a randomly initialised network, the control for the others;
+- a torchvision model name: ImageNet weights read from the local torch cache;
+- an ``nn.Module`` or a callable: used as it is, frozen, on a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._networks import Features, build_network, check_output, split_head, to_rgb
+from ._training import TrainConfig, train
+
+TRAINED_EXTRACTORS = ("rotnet", "supervised", "random")
+# ImageNet networks see small images upsampled to this many pixels a side.
+PRETRAINED_MIN_SIDE = 64
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def fit_extractor(
+    extractor,
+    weights,
+    source,
+    y,
+    architecture,
+    stats,
+    config: TrainConfig,
+    generator: torch.Generator,
+) -> tuple[nn.Module, list[dict]]:
+    """Resolve ``extractor`` into a frozen embedding module.
+
+    Returns
+    -------
+    module : nn.Module
+        Maps [0, 1]-scaled images to features (N, d).
+    history : list of dict
+        Training history of a trained extractor, else empty.
+    """
+    history: list[dict] = []
+    if isinstance(extractor, str) and extractor in TRAINED_EXTRACTORS:
+        if extractor == "supervised":
+            if y is None:
+                raise ValueError(
+                    "extractor='supervised' trains N_pre on the labels y: pass y to fit."
+                )
+            classes, targets = np.unique(np.asarray(y), return_inverse=True)
+            n_outputs = len(classes)
+        elif extractor == "rotnet":
+            targets = None
+            n_outputs = 4 if source.shape[1] == source.shape[2] else 2
+        else:
+            n_outputs = 2
+        network = build_network(architecture, source.shape, n_outputs, *stats)
+        if extractor != "random":
+            history = train(network, source, targets, config, generator, stage=extractor)
+        module: nn.Module = Features(network)
+    elif isinstance(extractor, str):
+        module = _pretrained(extractor, weights, source.shape[0])
+    elif isinstance(extractor, nn.Module):
+        module = copy.deepcopy(extractor)
+    else:
+        module = _CallableExtractor(extractor)
+    module.requires_grad_(False).eval()
+    check_output(module.to(config.device), source.shape, "extractor")
+    return module, history
+
+
+class _CallableExtractor(nn.Module):
+    """A user's function, called on image batches, seen as a module."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.function(x)
+        if not isinstance(out, torch.Tensor):
+            out = torch.as_tensor(np.asarray(out, dtype=np.float32))
+        return out.to(x.device, torch.float32).flatten(1) if out.ndim >= 2 else out
+
+
+class _Pretrained(nn.Module):
+    """An ImageNet network's pooled features for small grey or colour images."""
+
+    def __init__(self, body: nn.Module, channels: int):
+        super().__init__()
+        self.to_rgb = to_rgb(channels)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.to_rgb(x[:, :3] if x.shape[1] == 4 else x)
+        side = min(x.shape[2], x.shape[3])
+        if side < PRETRAINED_MIN_SIDE:
+            x = F.interpolate(
+                x, scale_factor=PRETRAINED_MIN_SIDE / side, mode="bilinear", align_corners=False
+            )
+        return self.body((x - self.mean) / self.std).flatten(1)
+
+
+def _pretrained(name: str, weights, channels: int) -> nn.Module:
+    """A torchvision model with weights from a local file; never downloads."""
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ValueError(
+            f"Unknown extractor {name!r}: use one of {TRAINED_EXTRACTORS}, a "
+            f"torchvision model name, an nn.Module or a callable."
+        )
+    model = torchvision.models.get_model(name, weights=None)
+    model.load_state_dict(
+        torch.load(_weights_file(name, weights), map_location="cpu", weights_only=True)
+    )
+    body, _ = split_head(model, None, "extractor")
+    return _Pretrained(body, 1 if channels == 1 else 3)
+
+
+def _weights_file(name: str, weights) -> Path:
+    """The local file holding ``weights`` for torchvision model ``name``.
+
+    ``weights`` is a path to a state-dict file, or the name of one of the
+    model's torchvision weights (``None`` for its default), looked up in the
+    torch cache (``$TORCH_HOME/hub/checkpoints``) where torchvision keeps them.
+    """
+    if weights is not None and (isinstance(weights, os.PathLike) or os.sep in str(weights)):
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"extractor_weights file {str(path)!r} does not exist.")
+        return path
+    from torchvision.models import get_model_weights
+
+    available = get_model_weights(name)
+    key = "DEFAULT" if weights is None else str(weights)
+    try:
+        entry = available[key]
+    except KeyError:
+        names = [w.name for w in available]
+        raise ValueError(
+            f"extractor_weights={weights!r} is not a weights name of {name!r}; "
+            f"use one of {names} or a path to a state-dict file."
+        ) from None
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    path = folder / os.path.basename(entry.url)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The weights {entry} of {name!r} are not on this machine: expected the "
+            f"file {path.name!r} in the folder {str(folder)!r}. Copy the file there "
+            f"(or set TORCH_HOME), or pass its path as extractor_weights. "
+            f"Nothing is downloaded."
+        )
+    return path

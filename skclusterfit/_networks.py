@@ -1,0 +1,186 @@
+"""Network architectures, all split the same way: ``features(x)`` and ``head``.
+
+Every network takes float32 images ``(N, C, H, W)`` scaled to ``[0, 1]``,
+standardises them per channel, and maps them to pooled features with
+``features``; ``head`` is the final linear layer on top. Whatever the
+architecture (built-in, torchvision, or a user's factory), the split is made the
+same way: the last ``nn.Linear`` of the module becomes ``head`` and is replaced
+by the identity, so ``features`` returns exactly what the head sees.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BUILTIN_ARCHITECTURES = ("auto", "cnn", "resnet18_small")
+_CNN_WIDTHS = (32, 64, 128, 256)
+
+
+class Network(nn.Module):
+    """A body giving pooled features and a linear head on top of it.
+
+    Parameters
+    ----------
+    body : nn.Module
+        Maps standardised images to features of shape (N, n_features).
+    head : nn.Linear
+        Maps features to outputs.
+    mean, std : array-like of shape (C,)
+        Per-channel statistics of the [0, 1]-scaled training images.
+    """
+
+    def __init__(self, body: nn.Module, head: nn.Module, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.body = body
+        self.head = head
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled penultimate features of images scaled to [0, 1]."""
+        return self.body((x - self.mean) / self.std).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class Features(nn.Module):
+    """The ``features`` of a :class:`Network` as a module of its own."""
+
+    def __init__(self, network: Network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.features(x)
+
+
+def build_network(architecture, image_shape, n_outputs: int, mean, std) -> Network:
+    """Build a new, randomly initialised network.
+
+    Parameters
+    ----------
+    architecture : str or callable
+        ``"auto"`` (``"cnn"`` for images under 32 pixels a side, else
+        ``"resnet18_small"``), ``"cnn"``, ``"resnet18_small"``, a torchvision
+        model name, or a factory ``f(n_outputs) -> nn.Module`` whose last
+        ``nn.Linear`` produces the ``n_outputs`` outputs.
+    image_shape : tuple of int
+        (C, H, W).
+    n_outputs : int
+        Number of outputs of the head.
+    mean, std : array-like of shape (C,)
+        Input statistics, see :class:`Network`.
+    """
+    channels, height, width = image_shape
+    if architecture == "auto":
+        architecture = "cnn" if max(height, width) < 32 else "resnet18_small"
+    if architecture == "cnn":
+        module = _compact_cnn(channels, height, width, n_outputs)
+    elif architecture == "resnet18_small":
+        module = _small_resnet18(channels, n_outputs)
+    elif isinstance(architecture, str):
+        module = _torchvision_model(architecture, channels, n_outputs)
+    else:
+        module = architecture(n_outputs)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"The architecture factory must return an nn.Module; it returned "
+                f"{type(module).__name__}."
+            )
+    body, head = split_head(module, n_outputs, "architecture")
+    network = Network(body, head, mean, std)
+    check_output(Features(network), image_shape, "architecture")
+    return network
+
+
+def split_head(module: nn.Module, n_outputs: int | None, what: str):
+    """Detach the last ``nn.Linear`` of ``module``: returns ``(body, head)``."""
+    linears = [name for name, m in module.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"The {what} network has no nn.Linear layer to use as its head.")
+    name = linears[-1]
+    head = module.get_submodule(name)
+    if n_outputs is not None and head.out_features != n_outputs:
+        raise ValueError(
+            f"The last nn.Linear of the {what} network has {head.out_features} "
+            f"outputs; expected {n_outputs}."
+        )
+    parent_name, _, child = name.rpartition(".")
+    setattr(module.get_submodule(parent_name), child, nn.Identity())
+    return module, head
+
+
+def check_output(module: nn.Module, image_shape, what: str) -> int:
+    """Run ``module`` on two blank images; return its feature count or raise."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros((2, *image_shape)))
+    finally:
+        module.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+        raise ValueError(
+            f"The {what} must map a batch of N images to features of shape "
+            f"(N, n_features); for N=2 it returned {shape}."
+        )
+    return out.shape[1]
+
+
+def _compact_cnn(channels: int, height: int, width: int, n_outputs: int) -> nn.Module:
+    """Four conv-BN-ReLU blocks, each halving the image while it is large enough."""
+    layers: list[nn.Module] = []
+    in_channels = channels
+    for out_channels in _CNN_WIDTHS:
+        layers += [
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
+        pool = (2 if height >= 2 else 1, 2 if width >= 2 else 1)
+        if pool != (1, 1):
+            layers.append(nn.MaxPool2d(pool))
+            height, width = height // pool[0], width // pool[1]
+        in_channels = out_channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, n_outputs)]
+    return nn.Sequential(*layers)
+
+
+def _small_resnet18(channels: int, n_outputs: int) -> nn.Module:
+    """ResNet-18 with a 3x3 stride-1 stem and no max-pool, for small images."""
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=n_outputs)
+    model.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def _torchvision_model(name: str, channels: int, n_outputs: int) -> nn.Module:
+    """A torchvision classifier by name, untrained, adapted to ``channels``."""
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ValueError(
+            f"Unknown architecture {name!r}: use one of {BUILTIN_ARCHITECTURES}, a "
+            f"torchvision model name, or a factory f(n_outputs) -> nn.Module."
+        )
+    model = torchvision.models.get_model(name, weights=None, num_classes=n_outputs)
+    return nn.Sequential(to_rgb(channels), model)
+
+
+def to_rgb(channels: int) -> nn.Module:
+    """Module turning ``channels``-channel images into the 3 channels ImageNet nets take."""
+    if channels == 3:
+        return nn.Identity()
+    if channels == 1:
+        return _RepeatChannels()
+    return nn.Conv2d(channels, 3, 1)
+
+
+class _RepeatChannels(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, 3, -1, -1)

@@ -1,0 +1,295 @@
+"""The one training loop, shared by every stage that trains a network.
+
+The pretext network (rotation prediction or supervised) and the ClusterFit
+network N_cf are trained by :func:`train`; features are computed by
+:func:`infer`. Both read images from an image source (see ``_inputs``), so they
+never hold more than one batch as float tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (see ClusterFitTransformer for their meaning)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    lr_schedule: str
+    weight_decay: float
+    augmentation: str
+    balanced_sampling: bool
+    device: torch.device
+    verbose: int
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; other strings as torch reads them."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows: {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but CUDA is not available.")
+    return resolved
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Seed torch's global generators inside the block and restore them after.
+
+    Layer initialisation and dropout draw from the global generators; forking
+    them keeps fits reproducible without changing the caller's random state.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs: int | None):
+    """Use ``n_jobs`` torch threads inside the block (joblib's meaning for ints)."""
+    if n_jobs is None:
+        yield
+        return
+    cores = torch.multiprocessing.cpu_count()
+    n_threads = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train(
+    network: nn.Module,
+    source,
+    targets: np.ndarray | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    stage: str,
+) -> list[dict]:
+    """Train ``network`` with cross-entropy and return its history.
+
+    Parameters
+    ----------
+    network : nn.Module
+        Maps [0, 1]-scaled images (N, C, H, W) to logits.
+    source : image source
+        See ``_inputs.ArrayImages``.
+    targets : ndarray of shape (n_samples,) or None
+        Class ids in ``[0, n_outputs)``; samples with a negative id are left out.
+        ``None`` trains the rotation pretext: each image is shown at every
+        rotation and the network predicts which.
+    config : TrainConfig
+    generator : torch.Generator
+        Source of the sampling and augmentation randomness (on the CPU).
+    stage : str
+        Name of the stage, used in the history and in messages.
+
+    Returns
+    -------
+    history : list of dict
+        One record per epoch: stage, epoch, loss, accuracy, seconds.
+    """
+    device = config.device
+    network.to(device).train()
+    if targets is None:
+        usable = np.arange(len(source))
+        labels = None
+    else:
+        usable = np.flatnonzero(targets >= 0)
+        labels = torch.as_tensor(targets, dtype=torch.long)
+    batch_size = min(config.batch_size, len(usable))
+    steps = math.ceil(len(usable) / batch_size)
+    optimizer = torch.optim.SGD(
+        network.parameters(),
+        lr=config.learning_rate,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(config.lr_schedule, steps, config.epochs)
+    )
+    weights = _sampling_weights(targets, usable) if config.balanced_sampling else None
+
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        order = _epoch_order(usable, weights, generator)
+        progress = _Progress(stage, epoch, config.epochs, steps, config.verbose)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for indices, images in source.iter_batches(batch_size, order):
+            if len(indices) < 2:  # batch norm needs two samples
+                continue
+            images = augment(images.to(device), config.augmentation, generator)
+            if labels is None:
+                images, batch_targets = rotations(images)
+            else:
+                batch_targets = labels[indices]
+            batch_targets = batch_targets.to(device)
+            logits = network(images)
+            loss = F.cross_entropy(logits, batch_targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"The training loss of stage {stage!r} became {loss.item()} at "
+                    f"epoch {epoch}; try a lower learning_rate."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(batch_targets)
+            correct += (logits.argmax(1) == batch_targets).sum().item()
+            seen += len(batch_targets)
+            progress.step(loss_sum / seen)
+        record = {
+            "stage": stage,
+            "epoch": epoch,
+            "loss": loss_sum / max(seen, 1),
+            "accuracy": correct / max(seen, 1),
+            "seconds": time.perf_counter() - start,
+        }
+        progress.close(record)
+        history.append(record)
+    network.eval()
+    return history
+
+
+def infer(module: nn.Module, source, batch_size: int, device: torch.device) -> np.ndarray:
+    """Outputs of ``module`` on every image of ``source``, as float32 (n, d)."""
+    module.to(device).eval()
+    outputs = []
+    with torch.inference_mode():
+        for _, images in source.iter_batches(batch_size):
+            outputs.append(module(images.to(device)).flatten(1).float().cpu().numpy())
+    return np.concatenate(outputs)
+
+
+def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> torch.Tensor:
+    """Random crops, flips and (``"strong"``) brightness/contrast, on the whole batch.
+
+    ``"light"``: shifts of up to 1/8 of the image and horizontal flips.
+    ``"strong"``: random resized crops keeping 50-100% of the area (aspect
+    ratio 3/4 to 4/3), flips, and brightness and contrast changes of up to 40%.
+    Crops are one ``affine_grid`` + ``grid_sample`` for the whole batch.
+    """
+    if level == "none":
+        return images
+    n, _, height, width = images.shape
+    draws = torch.rand((n, 6), generator=generator).to(images.device)
+    flip = torch.where(draws[:, 0] < 0.5, -1.0, 1.0)
+    if level == "light":
+        scale_x = scale_y = torch.ones(n, device=images.device)
+        shift_x, shift_y = (draws[:, 1] - 0.5) * 0.5, (draws[:, 2] - 0.5) * 0.5
+    else:
+        area = 0.5 + 0.5 * draws[:, 1]
+        ratio = torch.exp((draws[:, 2] - 0.5) * 2 * math.log(4 / 3))
+        scale_x = torch.sqrt(area * ratio).clamp(max=1.0)
+        scale_y = torch.sqrt(area / ratio).clamp(max=1.0)
+        shift_x = (1 - scale_x) * (2 * draws[:, 3] - 1)
+        shift_y = (1 - scale_y) * (2 * draws[:, 4] - 1)
+    if height == 1:  # a row signal: crop along its length only
+        scale_y, shift_y = torch.ones_like(scale_y), torch.zeros_like(shift_y)
+    theta = torch.zeros((n, 2, 3), device=images.device)
+    theta[:, 0, 0] = scale_x * flip
+    theta[:, 0, 2] = shift_x
+    theta[:, 1, 1] = scale_y
+    theta[:, 1, 2] = shift_y
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if level == "strong":
+        jitter = torch.rand((n, 2), generator=generator).to(images.device)
+        contrast = (0.6 + 0.8 * jitter[:, 0]).view(-1, 1, 1, 1)
+        brightness = (0.8 * jitter[:, 1] - 0.4).view(-1, 1, 1, 1)
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = ((out - mean) * contrast + mean + brightness * mean).clamp(0.0, 1.0)
+    return out
+
+
+def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image at every rotation, with the rotation's index as its target.
+
+    Square images are rotated by 0, 90, 180 and 270 degrees; others (which a
+    quarter turn would reshape) by 0 and 180 degrees.
+    """
+    turns = (0, 1, 2, 3) if images.shape[2] == images.shape[3] else (0, 2)
+    rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in turns])
+    targets = torch.arange(len(turns)).repeat_interleave(len(images))
+    return rotated, targets
+
+
+def _schedule(kind: str, steps_per_epoch: int, epochs: int):
+    """Learning-rate factor per step: constant, or one warm-up epoch then cosine decay."""
+    total = steps_per_epoch * epochs
+    warmup = steps_per_epoch if epochs > 1 else 0
+
+    def factor(step: int) -> float:
+        if kind == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _sampling_weights(targets: np.ndarray | None, usable: np.ndarray) -> torch.Tensor | None:
+    """Weights that make every class equally likely to be drawn (DeepCluster's sampler)."""
+    if targets is None:
+        return None
+    counts = np.bincount(targets[usable])
+    return torch.as_tensor(1.0 / counts[targets[usable]], dtype=torch.float64)
+
+
+def _epoch_order(usable: np.ndarray, weights, generator: torch.Generator) -> np.ndarray:
+    """Sample indices for one epoch: a shuffle, or a class-balanced draw."""
+    if weights is None:
+        positions = torch.randperm(len(usable), generator=generator)
+    else:
+        positions = torch.multinomial(weights, len(usable), replacement=True, generator=generator)
+    return usable[positions.numpy()]
+
+
+class _Progress:
+    """A one-line progress bar on stderr per epoch, shown when ``verbose >= 1``."""
+
+    width = 30
+
+    def __init__(self, stage: str, epoch: int, epochs: int, steps: int, verbose: int):
+        self.label = f"{stage} epoch {epoch}/{epochs}"
+        self.steps, self.done, self.verbose = steps, 0, verbose
+
+    def step(self, loss: float) -> None:
+        self.done += 1
+        if self.verbose >= 1:
+            filled = self.width * self.done // self.steps
+            bar = "#" * filled + "." * (self.width - filled)
+            sys.stderr.write(f"\r{self.label} [{bar}] loss {loss:.4f}")
+            sys.stderr.flush()
+
+    def close(self, record: dict) -> None:
+        if self.verbose >= 1:
+            sys.stderr.write(
+                f"\r{self.label} [{'#' * self.width}] loss {record['loss']:.4f} "
+                f"accuracy {record['accuracy']:.3f} ({record['seconds']:.1f}s)\n"
+            )
+            sys.stderr.flush()

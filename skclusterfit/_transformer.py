@@ -1,0 +1,394 @@
+"""ClusterFitTransformer: the estimator that runs the stages in order."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import sys
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._clustering import CLUSTERERS, cluster
+from ._extractors import fit_extractor
+from ._inputs import check_fit_inputs, check_images
+from ._networks import Features, build_network
+from ._training import TrainConfig, infer, resolve_device, seeded, torch_threads, train
+
+FEATURE_LAYERS = ("features", "logits", "extractor")
+
+
+class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Features learned by ClusterFit: cluster a network's embeddings, retrain on the clusters.
+
+    ``fit`` runs the whole of ClusterFit (Yan et al., CVPR 2020) on the images
+    ``X``:
+
+    1. an extractor network N_pre embeds every image (by default a network
+       trained on ``X`` itself to predict image rotations);
+    2. the embeddings are L2-normalised (optionally PCA-whitened first) and
+       clustered by k-means into ``n_clusters`` groups;
+    3. a new network N_cf, trained from scratch, learns to predict each image's
+       cluster.
+
+    ``transform`` returns N_cf's pooled penultimate features, computed in
+    batches.
+
+    Parameters
+    ----------
+    n_clusters : int, default=100
+        Number of clusters, i.e. of classes N_cf is trained on.
+    extractor : str, nn.Module or callable, default="rotnet"
+        The network N_pre whose embeddings are clustered:
+
+        - ``"rotnet"``: trained on ``X`` for ``extractor_epochs`` epochs to
+          predict whether each image was turned by 0, 90, 180 or 270 degrees
+          (0 or 180 for non-square images); needs no external weights.
+        - ``"supervised"``: trained on the labels ``y`` passed to ``fit``.
+        - ``"random"``: a randomly initialised, untrained network (a control).
+        - a torchvision model name such as ``"mobilenet_v2"``: ImageNet
+          weights read from the local torch cache (see ``extractor_weights``);
+          small images are upsampled to 64 pixels a side.
+        - an ``nn.Module`` (a frozen copy is used) or a callable; either gets
+          float32 image batches ``(N, C, H, W)`` scaled to [0, 1] and returns
+          features ``(N, d)``.
+    extractor_weights : str, path or None, default=None
+        For a torchvision ``extractor``: the name of its weights (e.g.
+        ``"IMAGENET1K_V1"``; ``None`` is the model's default), looked up in
+        ``$TORCH_HOME/hub/checkpoints``, or the path of a state-dict file.
+        Nothing is ever downloaded: a missing file raises ``FileNotFoundError``
+        naming the file and the folder.
+    image_shape : "auto" or tuple, default="auto"
+        Shape ``(H, W)`` or ``(H, W, C)`` of the images flattened in the rows
+        of a 2-D ``X`` (in the order numpy's ``reshape`` gives). ``"auto"``
+        reads a square grey image when ``n_features`` is a perfect square, and
+        otherwise a ``1 x n_features`` signal. N-D inputs ``(n, H, W)``,
+        ``(n, H, W, C)`` and ``(n, C, H, W)`` carry their own shape.
+    architecture : str or callable, default="auto"
+        The network trained for N_cf (and for trained extractors):
+        ``"cnn"``, a compact four-block CNN; ``"resnet18_small"``, ResNet-18
+        with a stride-1 stem and no max-pool; ``"auto"``, the first for images
+        under 32 pixels a side and the second otherwise; any torchvision model
+        name, untrained; or a factory ``f(n_outputs) -> nn.Module`` whose last
+        ``nn.Linear`` gives the ``n_outputs`` logits.
+    clusterer : str or estimator, default="auto"
+        ``"kmeans"`` (scikit-learn's exact k-means), ``"minibatch"``
+        (MiniBatchKMeans), ``"faiss"`` (needs the ``faiss`` extra) or
+        ``"auto"``: exact k-means up to 2 million sample-centre pairs, faiss
+        above that when installed, else MiniBatchKMeans. Any scikit-learn
+        clusterer may be given instead; a clone is fitted, with its
+        ``n_clusters`` and ``random_state`` set where it has them.
+    pca_components : int or None, default=None
+        PCA-whiten the features to this many components before clustering,
+        as DeepCluster does.
+    l2_normalize : bool, default=True
+        L2-normalise the features before clustering.
+    max_epochs : int, default=20
+        Training epochs of N_cf.
+    extractor_epochs : int, default=10
+        Training epochs of a trained extractor (``"rotnet"``, ``"supervised"``).
+    batch_size : int, default=128
+        Images per training step (each shown at every rotation for ``"rotnet"``)
+        and per inference batch.
+    learning_rate : float, default=0.05
+        Peak learning rate of SGD with Nesterov momentum 0.9.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: one epoch of linear warm-up, then cosine decay to zero.
+    weight_decay : float, default=5e-4
+        L2 penalty of the optimiser.
+    augmentation : {"strong", "light", "none"}, default="strong"
+        Augmentation of training batches: ``"strong"`` is random resized crops
+        (50-100% of the area), horizontal flips and brightness/contrast changes;
+        ``"light"`` is shifts of up to 1/8 of the image and flips.
+    balanced_sampling : bool, default=False
+        Draw N_cf's training images uniformly over clusters (as DeepCluster
+        does) instead of uniformly over images.
+    feature_layer : {"features", "logits", "extractor"}, default="features"
+        What ``transform`` returns: N_cf's pooled penultimate features, N_cf's
+        cluster logits, or the extractor N_pre's features (for comparison). It
+        may be changed after ``fit``.
+    device : str, default="auto"
+        Torch device; ``"auto"`` uses CUDA when available.
+    n_jobs : int or None, default=None
+        Number of CPU threads torch uses during ``fit`` and ``transform``
+        (negative values count back from the number of cores, as in joblib).
+        ``None`` leaves torch's own setting, which uses every core.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, sampling, augmentation and clustering. On the CPU
+        the same seed gives the same features, bit for bit.
+    verbose : int, default=0
+        0 prints nothing; 1 prints a progress bar per epoch and the stages.
+
+    Attributes
+    ----------
+    extractor_ : torch.nn.Module
+        The frozen extractor N_pre (images to features).
+    network_ : torch.nn.Module
+        The trained network N_cf; ``network_.features(x)`` gives its features.
+    labels_ : ndarray of shape (n_samples,)
+        Pseudo-label of each training image (-1 where the clusterer left it
+        unassigned).
+    cluster_centers_ : ndarray of shape (n_clusters_, n_dims)
+        Mean of each cluster, in the space that was clustered.
+    n_clusters_ : int
+        Number of non-empty clusters, i.e. of N_cf's classes.
+    clusterer_ : str
+        The clustering method that was run.
+    history_ : list of dict
+        One record per training epoch with keys ``stage`` (the extractor name or
+        ``"clusterfit"``), ``epoch``, ``loss``, ``accuracy`` and ``seconds``.
+    image_shape_ : tuple of int
+        Image shape ``(H, W, C)`` found in ``fit``.
+    input_range_ : tuple of float
+        Values mapped to [0, 1]: (0, 255) for uint8 data, else the data's range.
+    n_features_in_ : int
+        Number of values per image.
+    feature_names_in_ : ndarray of str
+        Column names of ``X``, when it has string column names.
+
+    See Also
+    --------
+    sklearn.cluster.KMeans : The default clusterer.
+
+    Notes
+    -----
+    Torch computes in float32, so ``transform`` returns float32.
+
+    References
+    ----------
+    X. Yan, I. Misra, A. Gupta, D. Ghadiyaram, D. Mahajan, "ClusterFit:
+    Improving Generalization of Visual Representations", CVPR 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skclusterfit import ClusterFitTransformer
+    >>> X, y = load_digits(return_X_y=True)
+    >>> cf = ClusterFitTransformer(n_clusters=10, max_epochs=1, extractor_epochs=1,
+    ...                            random_state=0)
+    >>> features = cf.fit_transform(X[:200])
+    >>> features.shape
+    (200, 256)
+    >>> cf.n_clusters_
+    10
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 2, None, closed="left")],
+        "extractor": [str, callable],
+        "extractor_weights": [str, os.PathLike, None],
+        "image_shape": [StrOptions({"auto"}), tuple, list],
+        "architecture": [str, callable],
+        "clusterer": [StrOptions(set(CLUSTERERS)), HasMethods(["fit"])],
+        "pca_components": [Interval(Integral, 1, None, closed="left"), None],
+        "l2_normalize": ["boolean"],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "extractor_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"cosine", "constant"})],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "augmentation": [StrOptions({"strong", "light", "none"})],
+        "balanced_sampling": ["boolean"],
+        "feature_layer": [StrOptions(set(FEATURE_LAYERS))],
+        "device": [str],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=100,
+        *,
+        extractor="rotnet",
+        extractor_weights=None,
+        image_shape="auto",
+        architecture="auto",
+        clusterer="auto",
+        pca_components=None,
+        l2_normalize=True,
+        max_epochs=20,
+        extractor_epochs=10,
+        batch_size=128,
+        learning_rate=0.05,
+        lr_schedule="cosine",
+        weight_decay=5e-4,
+        augmentation="strong",
+        balanced_sampling=False,
+        feature_layer="features",
+        device="auto",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.extractor = extractor
+        self.extractor_weights = extractor_weights
+        self.image_shape = image_shape
+        self.architecture = architecture
+        self.clusterer = clusterer
+        self.pca_components = pca_components
+        self.l2_normalize = l2_normalize
+        self.max_epochs = max_epochs
+        self.extractor_epochs = extractor_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.augmentation = augmentation
+        self.balanced_sampling = balanced_sampling
+        self.feature_layer = feature_layer
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Run ClusterFit on the images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Images, flat (see ``image_shape``) or N-D; any real dtype. The
+            data are converted to float32 one batch at a time.
+        y : array-like of shape (n_samples,), default=None
+            Labels; used only by ``extractor="supervised"``.
+
+        Returns
+        -------
+        self : ClusterFitTransformer
+            The fitted transformer.
+        """
+        source = check_fit_inputs(self, X, y)
+        device = resolve_device(self.device)
+        seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
+        stats = source.channel_stats()
+        with torch_threads(self.n_jobs):
+            with seeded(int(seeds[0]), device):
+                extractor, history = fit_extractor(
+                    self.extractor,
+                    self.extractor_weights,
+                    source,
+                    y,
+                    self.architecture,
+                    stats,
+                    self._config(self.extractor_epochs, device),
+                    torch.Generator().manual_seed(int(seeds[0])),
+                )
+                embeddings = infer(extractor, source, self.batch_size, device)
+            self._say(f"extractor: {embeddings.shape[1]} features per image")
+            clustering = cluster(
+                embeddings,
+                self.n_clusters,
+                self.clusterer,
+                self.pca_components,
+                self.l2_normalize,
+                int(seeds[1]),
+            )
+            n_found = int(clustering.labels.max()) + 1
+            self._say(
+                f"clustering: {clustering.method} found {n_found} clusters "
+                f"in {clustering.seconds:.1f}s"
+            )
+            with seeded(int(seeds[2]), device):
+                network = build_network(self.architecture, source.shape, n_found, *stats)
+                history += train(
+                    network,
+                    source,
+                    clustering.labels,
+                    self._config(self.max_epochs, device),
+                    torch.Generator().manual_seed(int(seeds[2])),
+                    stage="clusterfit",
+                )
+        self.extractor_ = extractor
+        self.network_ = network
+        self.labels_ = clustering.labels
+        self.cluster_centers_ = clustering.centers
+        self.n_clusters_ = n_found
+        self.clusterer_ = clustering.method
+        self.history_ = history
+        self._extractor_n_features = embeddings.shape[1]
+        return self
+
+    def transform(self, X):
+        """Features of the images ``X``, by ``feature_layer``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Images laid out as in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out)
+            float32 features.
+        """
+        check_is_fitted(self)
+        self._validate_params()
+        source = check_images(self, X, reset=False)
+        module = {
+            "features": Features(self.network_),
+            "logits": self.network_,
+            "extractor": self.extractor_,
+        }[self.feature_layer]
+        with torch_threads(self.n_jobs):
+            return infer(module, source, self.batch_size, resolve_device(self.device))
+
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output (used by ``get_feature_names_out``)."""
+        if not hasattr(self, "network_"):
+            raise AttributeError("_n_features_out")
+        return {
+            "features": self.network_.head.in_features,
+            "logits": self.n_clusters_,
+            "extractor": self._extractor_n_features,
+        }[self.feature_layer]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def __getstate__(self):
+        # Networks fitted on a GPU are pickled from CPU copies, so the pickle
+        # loads on machines without one.
+        state = super().__getstate__()
+        for key in ("extractor_", "network_"):
+            module = state.get(key)
+            if isinstance(module, torch.nn.Module) and any(
+                t.device.type != "cpu"
+                for t in itertools.chain(module.parameters(), module.buffers())
+            ):
+                state[key] = copy.deepcopy(module).to("cpu")
+        return state
+
+    def _config(self, epochs: int, device: torch.device) -> TrainConfig:
+        return TrainConfig(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            lr_schedule=self.lr_schedule,
+            weight_decay=self.weight_decay,
+            augmentation=self.augmentation,
+            balanced_sampling=self.balanced_sampling,
+            device=device,
+            verbose=self.verbose,
+        )
+
+    def _say(self, message: str) -> None:
+        if self.verbose >= 1:
+            print(f"[ClusterFit] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The 1,797 8x8 digit images shipped with scikit-learn, as (X, y)."""
+    return load_digits(return_X_y=True)
+
+
+@pytest.fixture(scope="session")
+def small_digits(digits):
+    """300 digit images, enough for behaviour that does not depend on quality."""
+    X, y = digits
+    return X[:300], y[:300]
+
+
+@pytest.fixture
+def tiny():
+    """Settings that make a fit take a fraction of a second."""
+    return dict(
+        n_clusters=5, max_epochs=1, extractor_epochs=1, batch_size=64, device="cpu", random_state=0
+    )
+
+
+@pytest.fixture
+def tiny_net():
+    """A factory of very small networks, for tests that only need some network."""
+    from torch import nn
+
+    def factory(n_outputs):
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, n_outputs),
+        )
+
+    return factory
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)

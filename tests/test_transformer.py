@@ -1,0 +1,194 @@
+"""Behaviour of ClusterFitTransformer as a whole: fit, transform and their outputs."""
+
+import pickle
+import tracemalloc
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from skclusterfit import ClusterFitTransformer
+
+
+def test_fit_transform_shapes_and_attributes(small_digits, tiny):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    features = cf.transform(X)
+    assert features.shape == (300, 256)
+    assert features.dtype == np.float32
+    assert np.isfinite(features).all()
+    assert cf.image_shape_ == (8, 8, 1)
+    assert cf.n_features_in_ == 64
+    assert cf.labels_.shape == (300,)
+    assert cf.n_clusters_ == 5 == cf.cluster_centers_.shape[0]
+    assert set(np.unique(cf.labels_)) == set(range(5))
+    assert cf.clusterer_ == "kmeans"
+    assert [(h["stage"], h["epoch"]) for h in cf.history_] == [("rotnet", 1), ("clusterfit", 1)]
+    for record in cf.history_:
+        assert record["loss"] > 0 and 0 <= record["accuracy"] <= 1 and record["seconds"] > 0
+
+
+def test_same_seed_gives_identical_features(small_digits, tiny):
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny).fit_transform(X)
+    second = ClusterFitTransformer(**tiny).fit_transform(X)
+    np.testing.assert_array_equal(first, second)
+    other = ClusterFitTransformer(**{**tiny, "random_state": 1}).fit_transform(X)
+    assert not np.array_equal(first, other)
+
+
+def test_fit_leaves_global_random_state_alone(small_digits, tiny):
+    X, _ = small_digits
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    ClusterFitTransformer(**tiny).fit(X)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])  # noqa: NPY002
+
+
+def test_n_jobs_sets_threads_only_during_fit(small_digits, tiny):
+    X, _ = small_digits
+    before = torch.get_num_threads()
+    ClusterFitTransformer(**tiny, n_jobs=1).fit(X)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda X: X.reshape(-1, 8, 8),
+        lambda X: X.reshape(-1, 8, 8, 1),
+        lambda X: X.reshape(-1, 1, 8, 8),
+    ],
+    ids=["NHW", "NHWC", "NCHW"],
+)
+def test_nd_inputs_match_flat_input(small_digits, tiny, layout):
+    X, _ = small_digits
+    flat = ClusterFitTransformer(**tiny).fit_transform(X)
+    nd = ClusterFitTransformer(**tiny).fit(layout(X))
+    np.testing.assert_array_equal(flat, nd.transform(layout(X)))
+    assert nd.image_shape_ == (8, 8, 1) and nd.n_features_in_ == 64
+
+
+def test_channels_first_and_last_colour_images_agree(rng, tiny):
+    images = rng.randint(0, 256, size=(60, 8, 8, 3)).astype(np.uint8)
+    last = ClusterFitTransformer(**tiny).fit_transform(images)
+    first = ClusterFitTransformer(**tiny).fit_transform(images.transpose(0, 3, 1, 2).copy())
+    np.testing.assert_array_equal(last, first)
+    flat = ClusterFitTransformer(**tiny, image_shape=(8, 8, 3)).fit_transform(
+        images.reshape(60, -1)
+    )
+    np.testing.assert_array_equal(last, flat)
+
+
+def test_image_shape_auto(rng, tiny):
+    square = ClusterFitTransformer(**tiny).fit(rng.rand(20, 16))
+    assert square.image_shape_ == (4, 4, 1)
+    signal = ClusterFitTransformer(**tiny).fit(rng.rand(20, 10))
+    assert signal.image_shape_ == (1, 10, 1)
+    assert signal.transform(rng.rand(3, 10)).shape[0] == 3
+
+
+def test_uint8_input_is_never_copied_to_float(tiny_net):
+    # 12,000 images of 28x28: 9.4 MB as uint8, 38 MB as float32, 75 MB as float64.
+    images = np.random.RandomState(0).randint(0, 256, (12_000, 784)).astype(np.uint8)
+    cf = ClusterFitTransformer(
+        n_clusters=2,
+        architecture=tiny_net,
+        max_epochs=1,
+        extractor_epochs=1,
+        batch_size=256,
+        random_state=0,
+    )
+    tracemalloc.start()
+    cf.fit(images)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20e6, f"peak numpy allocation {peak / 1e6:.1f} MB"
+    assert cf.input_range_ == (0.0, 255.0)
+
+
+@pytest.mark.parametrize("layer, width", [("features", 256), ("logits", 5), ("extractor", 256)])
+def test_feature_layer(small_digits, tiny, layer, width):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    cf.set_params(feature_layer=layer)
+    assert cf.transform(X[:7]).shape == (7, width)
+    assert len(cf.get_feature_names_out()) == width
+
+
+def test_logits_predict_the_pseudo_labels(small_digits):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(
+        n_clusters=5, max_epochs=15, extractor_epochs=2, augmentation="none", random_state=0
+    ).fit(X)
+    cf.set_params(feature_layer="logits")
+    agreement = np.mean(cf.transform(X).argmax(1) == cf.labels_)
+    assert agreement > 0.9
+
+
+def test_feature_names_and_pandas_output(small_digits, tiny):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    names = cf.get_feature_names_out()
+    assert names[0] == "clusterfittransformer0" and len(names) == 256
+    frame = cf.set_output(transform="pandas").transform(X[:4])
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == list(names)
+
+
+def test_clone_pickle_and_joblib_round_trips(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    expected = cf.transform(X)
+    restored = pickle.loads(pickle.dumps(cf))
+    np.testing.assert_array_equal(expected, restored.transform(X))
+    joblib.dump(cf, tmp_path / "cf.joblib")
+    np.testing.assert_array_equal(expected, joblib.load(tmp_path / "cf.joblib").transform(X))
+    fresh = clone(cf)
+    assert fresh.get_params() == cf.get_params() and not hasattr(fresh, "network_")
+    np.testing.assert_array_equal(expected, fresh.fit(X).transform(X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_fitted_on_cuda_pickles_to_cpu(small_digits, tiny):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**{**tiny, "device": "cuda"}).fit(X)
+    state = cf.__getstate__()
+    for key in ("network_", "extractor_"):
+        assert all(p.device.type == "cpu" for p in state[key].parameters())
+        assert all(b.device.type == "cpu" for b in state[key].buffers())
+    restored = pickle.loads(pickle.dumps(cf))
+    restored.set_params(device="cpu")
+    np.testing.assert_allclose(cf.transform(X), restored.transform(X), atol=1e-3)
+
+
+def test_verbose(small_digits, tiny, capsys):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny).fit(X).transform(X)
+    assert capsys.readouterr() == ("", "")
+    ClusterFitTransformer(**{**tiny, "verbose": 1}).fit(X)
+    err = capsys.readouterr().err
+    assert "rotnet epoch 1/1" in err and "clusterfit epoch 1/1" in err
+    assert "clustering: kmeans found 5 clusters" in err
+
+
+def test_balanced_sampling_and_options_run(small_digits, tiny):
+    X, _ = small_digits
+    for options in (
+        dict(balanced_sampling=True),
+        dict(augmentation="light", lr_schedule="constant"),
+        dict(augmentation="none", pca_components=16, l2_normalize=False),
+    ):
+        features = ClusterFitTransformer(**tiny, **options).fit_transform(X)
+        assert np.isfinite(features).all()
+
+
+def test_training_loss_falls(small_digits):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(n_clusters=5, max_epochs=6, extractor_epochs=4, random_state=0)
+    cf.fit(X)
+    for stage in ("rotnet", "clusterfit"):
+        losses = [h["loss"] for h in cf.history_ if h["stage"] == stage]
+        assert losses[-1] < 0.8 * losses[0], (stage, losses)
