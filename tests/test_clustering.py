@@ -1,0 +1,92 @@
+"""Stage 2: clusterers, normalisation and degenerate clusterings."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
+
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._clustering import cluster
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    centres = np.random.RandomState(0).randn(4, 16) * 5
+    points = np.repeat(centres, 50, axis=0) + np.random.RandomState(1).randn(200, 16)
+    return points.astype(np.float32), np.repeat(np.arange(4), 50)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "minibatch", "faiss", "auto"])
+def test_named_clusterers_find_well_separated_blobs(blobs, method):
+    if method == "faiss":
+        pytest.importorskip("faiss")
+    points, truth = blobs
+    result = cluster(points, 4, method, None, True, seed=0)
+    assert result.method == ("kmeans" if method == "auto" else method)
+    # Each true blob ends up in one cluster.
+    for k in range(4):
+        assert len(np.unique(result.labels[truth == k])) == 1
+    # Centres are means of L2-normalised points.
+    assert result.centers.shape == (4, 16)
+    norms = np.linalg.norm(result.centers, axis=1)
+    assert np.all((norms > 0.5) & (norms <= 1 + 1e-5))
+
+
+def test_auto_picks_a_faster_method_for_large_problems():
+    from skclusterfit._clustering import _choose
+
+    assert _choose("auto", 1_000, 100) == "kmeans"
+    assert _choose("auto", 100_000, 1_000) in ("faiss", "minibatch")
+
+
+def test_clusterer_instance_is_cloned_and_given_n_clusters(small_digits, tiny):
+    X, _ = small_digits
+    agglomerative = AgglomerativeClustering(n_clusters=2)
+    cf = ClusterFitTransformer(**tiny, clusterer=agglomerative).fit(X)
+    assert cf.n_clusters_ == 5 and cf.clusterer_ == "AgglomerativeClustering"
+    assert agglomerative.get_params()["n_clusters"] == 2
+    assert not hasattr(agglomerative, "labels_")
+
+
+def test_unassigned_samples_are_left_out_of_training(small_digits, tiny):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(
+        **tiny, extractor=lambda x: x.flatten(1), clusterer=DBSCAN(eps=0.5, min_samples=5)
+    )
+    with pytest.warns(UserWarning, match="unassigned"):
+        cf.fit(X)
+    assert (cf.labels_ == -1).any() and cf.labels_.max() + 1 == cf.n_clusters_
+
+
+def test_empty_clusters_are_dropped_with_a_warning(tiny):
+    images = np.zeros((30, 64))
+    images[15:] = 1.0  # two distinct images, five clusters asked for
+    cf = ClusterFitTransformer(**tiny)
+    with pytest.warns(UserWarning, match="found 2 non-empty clusters of the 5"):
+        cf.fit(images)
+    assert cf.n_clusters_ == 2
+    assert set(cf.labels_) == {0, 1}
+    assert np.isfinite(cf.transform(images)).all()
+
+
+def test_labels_are_renumbered_contiguously():
+    class Gappy(KMeans):
+        def fit(self, X, y=None):
+            super().fit(X)
+            self.labels_ = self.labels_ * 3 + 1
+            return self
+
+    points = np.random.RandomState(0).randn(40, 3).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = cluster(points, 3, Gappy(n_init=1), None, False, seed=0)
+    assert set(result.labels) == {0, 1, 2}
+
+
+def test_pca_whitening_and_l2(blobs):
+    points, _ = blobs
+    whitened = cluster(points, 4, "kmeans", 3, False, seed=0)
+    assert whitened.centers.shape == (4, 3)
+    normalised = cluster(points, 4, "kmeans", 3, True, seed=0)
+    assert np.all(np.linalg.norm(normalised.centers, axis=1) <= 1 + 1e-5)

@@ -1,0 +1,106 @@
+"""Input errors: each bad input gets a clear message, raised before any training."""
+
+import numpy as np
+import pytest
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skclusterfit import ClusterFitTransformer
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        (np.full((10, 4), np.nan), ValueError, "NaN"),
+        (np.full((10, 4), np.inf), ValueError, "infinity"),
+        (np.zeros((0, 4)), ValueError, "0 sample"),
+        (np.zeros((1, 4)), ValueError, "1 sample"),
+        (np.array([["a", "b"]] * 5, dtype=object), ValueError, "could not convert"),
+        (np.zeros(10), ValueError, "Expected 2D array"),
+        (np.zeros((5, 2, 2, 2, 2)), ValueError, "5 dimensions"),
+        (np.zeros((5, 6, 7, 8)), ValueError, "channel axis"),
+        (np.zeros((5, 4), dtype=complex), ValueError, "Complex data"),
+    ],
+    ids=["nan", "inf", "empty", "one-sample", "strings", "1d", "5d", "no-channels", "complex"],
+)
+def test_bad_X_in_fit(tiny, X, error, message):
+    with pytest.raises(error, match=message):
+        ClusterFitTransformer(**{**tiny, "n_clusters": 2}).fit(X)
+
+
+def test_image_shape_must_match_n_features(tiny):
+    X = np.zeros((10, 12))
+    with pytest.raises(ValueError, match=r"describes 16 values per image, but X has 12"):
+        ClusterFitTransformer(**tiny, image_shape=(4, 4)).fit(X)
+    with pytest.raises(ValueError, match="positive integers"):
+        ClusterFitTransformer(**tiny, image_shape=(3, -4)).fit(X)
+
+
+def test_transform_checks_against_fit(small_digits, tiny):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        cf.transform(X[:, :60])
+    with pytest.raises(ValueError, match=r"fitted on images of shape \(8, 8, 1\)"):
+        cf.transform(np.zeros((3, 4, 4, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        cf.transform(np.full((2, 64), np.nan))
+
+
+def test_n_clusters_larger_than_n_samples(tiny):
+    with pytest.raises(ValueError, match="n_clusters=5 is larger than the number of samples"):
+        ClusterFitTransformer(**tiny).fit(np.zeros((4, 16)))
+
+
+def test_y_of_the_wrong_length(small_digits, tiny):
+    X, y = small_digits
+    with pytest.raises(ValueError, match="one label per sample"):
+        ClusterFitTransformer(**tiny, extractor="supervised").fit(X, y[:10])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n_clusters=1),
+        dict(clusterer="spectral"),
+        dict(augmentation="heavy"),
+        dict(feature_layer="conv3"),
+        dict(lr_schedule="step"),
+        dict(batch_size=1),
+        dict(learning_rate=0.0),
+        dict(image_shape="square"),
+    ],
+)
+def test_bad_parameters(small_digits, params):
+    X, _ = small_digits
+    with pytest.raises(InvalidParameterError, match=f"'{next(iter(params))}' parameter"):
+        ClusterFitTransformer(**params).fit(X)
+
+
+def test_feature_layer_changed_after_fit_is_checked(small_digits, tiny):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    with pytest.raises(InvalidParameterError, match="feature_layer"):
+        cf.set_params(feature_layer="nope").transform(X)
+
+
+def test_unknown_device(small_digits, tiny):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="device='gpu0'"):
+        ClusterFitTransformer(**{**tiny, "device": "gpu0"}).fit(X)
+
+
+def test_uint8_and_integer_inputs(rng, tiny):
+    images = rng.randint(0, 256, size=(40, 100)).astype(np.uint8)
+    for X in (images, images.astype(np.int64), images.astype(np.float32), images > 128):
+        assert np.isfinite(ClusterFitTransformer(**tiny).fit_transform(X)).all()
+
+
+def test_degenerate_data_still_fits(tiny):
+    identical = np.ones((20, 64))
+    with pytest.warns(UserWarning, match="found 1 non-empty clusters"):
+        cf = ClusterFitTransformer(**{**tiny, "n_clusters": 2}).fit(identical)
+    assert np.isfinite(cf.transform(identical)).all()
+    # A batch larger than the data set.
+    few = np.random.RandomState(0).rand(6, 64)
+    cf = ClusterFitTransformer(**{**tiny, "n_clusters": 3, "batch_size": 512}).fit(few)
+    assert cf.transform(few).shape == (6, 256)

@@ -1,0 +1,77 @@
+"""Architectures, the features/head split, the training loop's augmentations."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._networks import build_network
+from skclusterfit._training import _epoch_order, _sampling_weights, augment, rotations
+
+
+@pytest.mark.parametrize(
+    "architecture, shape, width",
+    [
+        ("auto", (1, 8, 8), 256),
+        ("cnn", (3, 5, 7), 256),
+        ("cnn", (1, 1, 10), 256),
+        ("auto", (3, 32, 32), 512),
+        ("resnet18", (1, 16, 16), 512),
+    ],
+)
+def test_architectures_split_into_features_and_head(architecture, shape, width):
+    net = build_network(architecture, shape, 7, np.zeros(shape[0]), np.ones(shape[0])).eval()
+    x = torch.rand((2, *shape))
+    assert net.features(x).shape == (2, width)
+    assert net(x).shape == (2, 7)
+    torch.testing.assert_close(net.head(net.features(x)), net(x))
+
+
+def test_factory_architecture(small_digits, tiny, tiny_net):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, architecture=tiny_net).fit(X)
+    assert cf.transform(X[:3]).shape == (3, 8)
+
+
+def test_factory_with_wrong_outputs_is_refused(small_digits, tiny):
+    X, _ = small_digits
+
+    def wrong(n_outputs):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, n_outputs + 1))
+
+    with pytest.raises(ValueError, match="expected 4"):
+        ClusterFitTransformer(**tiny, architecture=wrong).fit(X)
+    with pytest.raises(TypeError, match="must return an nn.Module"):
+        ClusterFitTransformer(**tiny, architecture=lambda n: "net").fit(X)
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        ClusterFitTransformer(**tiny, architecture="resnet7").fit(X)
+
+
+@pytest.mark.parametrize("level", ["light", "strong"])
+def test_augmentations_keep_shape_and_range_and_are_seeded(level):
+    images = torch.rand((16, 3, 12, 12))
+    out = augment(images, level, torch.Generator().manual_seed(0))
+    again = augment(images, level, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and torch.equal(out, again)
+    assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, images)
+    assert augment(images, "none", torch.Generator()) is images
+
+
+def test_rotations():
+    images = torch.arange(8.0).view(2, 1, 2, 2)
+    rotated, targets = rotations(images)
+    assert rotated.shape == (8, 1, 2, 2) and targets.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    torch.testing.assert_close(rotated[2], torch.rot90(images[0], 1, (1, 2)))
+    _, targets = rotations(torch.zeros((3, 1, 2, 5)))
+    assert targets.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_balanced_sampling_draws_clusters_equally():
+    targets = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    usable = np.arange(1000)
+    order = _epoch_order(
+        usable, _sampling_weights(targets, usable), torch.Generator().manual_seed(0)
+    )
+    counts = np.bincount(targets[order], minlength=3)
+    assert np.all(np.abs(counts - 333) < 60), counts
