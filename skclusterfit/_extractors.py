@@ -40,6 +40,7 @@ def fit_extractor(
     stats,
     config: TrainConfig,
     generator: torch.Generator,
+    checkpoints=None,
 ) -> tuple[nn.Module, list[dict]]:
     """Resolve ``extractor`` into a frozen embedding module.
 
@@ -66,10 +67,12 @@ def fit_extractor(
             n_outputs = 2
         network = build_network(architecture, source.shape, n_outputs, *stats)
         if extractor != "random":
-            history = train(network, source, targets, config, generator, stage=extractor)
+            history = train(network, source, targets, config, generator, extractor, checkpoints)
         module: nn.Module = Features(network)
     elif isinstance(extractor, str):
-        module = _pretrained(extractor, weights, source.shape[0])
+        _check_torchvision_name(extractor)
+        state = torch.load(_weights_file(extractor, weights), map_location="cpu", weights_only=True)
+        module = pretrained(extractor, source.shape[0], state)
     elif isinstance(extractor, nn.Module):
         module = copy.deepcopy(extractor)
     else:
@@ -113,8 +116,21 @@ class _Pretrained(nn.Module):
         return self.body((x - self.mean) / self.std).flatten(1)
 
 
-def _pretrained(name: str, weights, channels: int) -> nn.Module:
-    """A torchvision model with weights from a local file; never downloads."""
+def pretrained(name: str, channels: int, state: dict | None = None) -> nn.Module:
+    """A torchvision model's pooled features, with the weights ``state`` if given.
+
+    The weights are the full model's state dict, as torchvision saves them.
+    """
+    import torchvision
+
+    model = torchvision.models.get_model(name, weights=None)
+    if state is not None:
+        model.load_state_dict(state)
+    body, _ = split_head(model, None, "extractor")
+    return _Pretrained(body, 1 if channels == 1 else 3)
+
+
+def _check_torchvision_name(name: str) -> None:
     import torchvision
 
     if name not in torchvision.models.list_models():
@@ -122,12 +138,6 @@ def _pretrained(name: str, weights, channels: int) -> nn.Module:
             f"Unknown extractor {name!r}: use one of {TRAINED_EXTRACTORS}, a "
             f"torchvision model name, an nn.Module or a callable."
         )
-    model = torchvision.models.get_model(name, weights=None)
-    model.load_state_dict(
-        torch.load(_weights_file(name, weights), map_location="cpu", weights_only=True)
-    )
-    body, _ = split_head(model, None, "extractor")
-    return _Pretrained(body, 1 if channels == 1 else 3)
 
 
 def _weights_file(name: str, weights) -> Path:

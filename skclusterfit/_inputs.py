@@ -134,8 +134,8 @@ def _value_range(images: np.ndarray) -> tuple[float, float]:
     if images.dtype == np.uint8:
         return (0.0, 255.0)
     low, high = float(images.min()), float(images.max())
-    if high <= low:
-        high = low + 1.0
+    if high <= low:  # constant images: any wider range maps them to 0
+        high = low + 1.0 if low + 1.0 > low else float(np.nextafter(low, np.inf))
     return (low, high)
 
 
@@ -165,9 +165,16 @@ class ArrayImages:
 
     def batch(self, indices: np.ndarray) -> torch.Tensor:
         """Images ``indices`` as a float32 tensor (N, C, H, W) scaled to [0, 1]."""
-        chunk = np.ascontiguousarray(self.images[indices], dtype=np.float32)
-        chunk -= self.low
-        chunk *= 1.0 / (self.high - self.low)
+        # uint8 is exact in float32; other dtypes are scaled in float64, one batch
+        # at a time, so that any finite values, however large, map into [0, 1].
+        if self.images.dtype == np.uint8:
+            chunk = np.ascontiguousarray(self.images[indices], dtype=np.float32)
+            chunk *= 1.0 / 255.0
+        else:
+            chunk = np.asarray(self.images[indices], dtype=np.float64)
+            # Halves keep the range finite even for data spanning the float64 range.
+            chunk = (chunk * 0.5 - self.low * 0.5) / (self.high * 0.5 - self.low * 0.5)
+            chunk = np.ascontiguousarray(chunk, dtype=np.float32)
         # NHWC memory seen as NCHW is channels_last, the layout conv kernels prefer.
         return torch.from_numpy(chunk).permute(0, 3, 1, 2)
 

@@ -84,6 +84,7 @@ def train(
     config: TrainConfig,
     generator: torch.Generator,
     stage: str,
+    checkpoints=None,
 ) -> list[dict]:
     """Train ``network`` with cross-entropy and return its history.
 
@@ -101,7 +102,10 @@ def train(
     generator : torch.Generator
         Source of the sampling and augmentation randomness (on the CPU).
     stage : str
-        Name of the stage, used in the history and in messages.
+        Name of the stage, used in the history, messages and checkpoints.
+    checkpoints : Checkpoints or None
+        Where the state is saved after every epoch; training resumes from the
+        last saved epoch when there is one.
 
     Returns
     -------
@@ -130,8 +134,17 @@ def train(
     )
     weights = _sampling_weights(targets, usable) if config.balanced_sampling else None
 
-    history = []
-    for epoch in range(1, config.epochs + 1):
+    history: list[dict] = []
+    first_epoch = 1
+    saved = checkpoints.load(stage) if checkpoints is not None else None
+    if saved is not None:
+        network.load_state_dict(saved["network"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        _set_random_states(saved["random"], generator, device)
+        history = saved["history"]
+        first_epoch = saved["epoch"] + 1
+    for epoch in range(first_epoch, config.epochs + 1):
         start = time.perf_counter()
         order = _epoch_order(usable, weights, generator)
         progress = _Progress(stage, epoch, config.epochs, steps, config.verbose)
@@ -169,8 +182,35 @@ def train(
         }
         progress.close(record)
         history.append(record)
+        if checkpoints is not None:
+            checkpoints.save(
+                stage,
+                {
+                    "epoch": epoch,
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "random": _random_states(generator, device),
+                    "history": history,
+                },
+            )
     network.eval()
     return history
+
+
+def _random_states(generator: torch.Generator, device: torch.device) -> dict:
+    """Every random state the loop draws from, to resume it exactly."""
+    states = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _set_random_states(states: dict, generator: torch.Generator, device: torch.device) -> None:
+    generator.set_state(states["generator"])
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"], device)
 
 
 def infer(module: nn.Module, source, batch_size: int, device: torch.device) -> np.ndarray:

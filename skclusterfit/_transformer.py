@@ -20,10 +20,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._clustering import CLUSTERERS, cluster
+from ._checkpoints import Checkpoints, fingerprint
+from ._clustering import CLUSTERERS, Clustering, cluster
 from ._extractors import fit_extractor
 from ._inputs import check_fit_inputs, check_images
 from ._networks import Features, build_network
+from ._persistence import save
 from ._training import TrainConfig, infer, resolve_device, seeded, torch_threads, train
 
 FEATURE_LAYERS = ("features", "logits", "extractor")
@@ -129,6 +131,14 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         the same seed gives the same features, bit for bit.
     verbose : int, default=0
         0 prints nothing; 1 prints a progress bar per epoch and the stages.
+    checkpoint_dir : str, path or None, default=None
+        Folder where the state of every stage is saved after each epoch. A
+        ``fit`` interrupted at any point (even killed) and run again with the
+        same data, parameters and ``checkpoint_dir`` resumes from the last
+        finished epoch, and on the CPU ends with the same features as an
+        uninterrupted fit. Checkpoints of another fit, or damaged ones, are
+        refused with an error. Files are kept after the fit; delete the
+        folder to start afresh.
 
     Attributes
     ----------
@@ -206,6 +216,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -232,6 +243,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         n_jobs=None,
         random_state=None,
         verbose=0,
+        checkpoint_dir=None,
     ):
         self.n_clusters = n_clusters
         self.extractor = extractor
@@ -254,6 +266,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -276,6 +289,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         stats = source.channel_stats()
+        checkpoints = None
+        if self.checkpoint_dir is not None:
+            digest = fingerprint(self.get_params(deep=False), source.images, y)
+            checkpoints = Checkpoints(self.checkpoint_dir, digest)
         with torch_threads(self.n_jobs):
             with seeded(int(seeds[0]), device):
                 extractor, history = fit_extractor(
@@ -287,17 +304,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     stats,
                     self._config(self.extractor_epochs, device),
                     torch.Generator().manual_seed(int(seeds[0])),
+                    checkpoints,
                 )
                 embeddings = infer(extractor, source, self.batch_size, device)
             self._say(f"extractor: {embeddings.shape[1]} features per image")
-            clustering = cluster(
-                embeddings,
-                self.n_clusters,
-                self.clusterer,
-                self.pca_components,
-                self.l2_normalize,
-                int(seeds[1]),
-            )
+            clustering = self._cluster(embeddings, int(seeds[1]), checkpoints)
             n_found = int(clustering.labels.max()) + 1
             self._say(
                 f"clustering: {clustering.method} found {n_found} clusters "
@@ -311,7 +322,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     clustering.labels,
                     self._config(self.max_epochs, device),
                     torch.Generator().manual_seed(int(seeds[2])),
-                    stage="clusterfit",
+                    "clusterfit",
+                    checkpoints,
                 )
         self.extractor_ = extractor
         self.network_ = network
@@ -347,6 +359,22 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         with torch_threads(self.n_jobs):
             return infer(module, source, self.batch_size, resolve_device(self.device))
 
+    def save(self, path) -> None:
+        """Save the fitted transformer to ``path`` in a format safe to load.
+
+        The file holds only tensors, numbers and strings (weights, fitted
+        arrays, parameters as JSON and the package version), so
+        :func:`skclusterfit.load` never runs code from it, unlike pickle.
+        Models with a user's module or function as ``extractor`` or
+        ``architecture`` cannot be saved this way: pickle them instead.
+
+        Parameters
+        ----------
+        path : str or path
+            File to write (replaced atomically if it exists).
+        """
+        save(self, path)
+
     @property
     def _n_features_out(self):
         """Width of ``transform``'s output (used by ``get_feature_names_out``)."""
@@ -375,6 +403,32 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             ):
                 state[key] = copy.deepcopy(module).to("cpu")
         return state
+
+    def _cluster(self, embeddings, seed: int, checkpoints) -> Clustering:
+        """Stage 2, or its result from the checkpoint of an interrupted fit."""
+        saved = checkpoints.load("clustering") if checkpoints is not None else None
+        if saved is not None:
+            return Clustering(
+                saved["labels"].numpy(), saved["centers"].numpy(), saved["method"], 0.0
+            )
+        clustering = cluster(
+            embeddings,
+            self.n_clusters,
+            self.clusterer,
+            self.pca_components,
+            self.l2_normalize,
+            seed,
+        )
+        if checkpoints is not None:
+            checkpoints.save(
+                "clustering",
+                {
+                    "labels": torch.from_numpy(clustering.labels),
+                    "centers": torch.from_numpy(clustering.centers),
+                    "method": clustering.method,
+                },
+            )
+        return clustering
 
     def _config(self, epochs: int, device: torch.device) -> TrainConfig:
         return TrainConfig(

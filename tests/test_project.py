@@ -46,7 +46,13 @@ def test_demo_prints_the_probe_table():
 def test_public_api():
     import skclusterfit
 
-    assert sorted(skclusterfit.__all__) == ["ClusterFitTransformer", "__version__", "metrics"]
+    assert sorted(skclusterfit.__all__) == [
+        "ClusterFitTransformer",
+        "__version__",
+        "datasets",
+        "load",
+        "metrics",
+    ]
     assert sorted(skclusterfit.metrics.__all__) == [
         "adjusted_rand_score",
         "cluster_accuracy",

@@ -1,0 +1,188 @@
+"""Saving fitted transformers in a format that cannot run code when loaded.
+
+A model file is one ``torch.save`` archive holding only tensors, numbers and
+strings: the networks' weights, the fitted arrays, and the parameters and other
+fitted attributes as JSON, with the package version. :func:`load` reads it with
+``torch.load(weights_only=True)``, which refuses anything else (a crafted pickle
+included), and rebuilds the networks from their parameters.
+
+Only models whose ``extractor`` and ``architecture`` are named by strings can be
+saved this way, since a user's module or function is code; pickle or joblib
+those instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._extractors import TRAINED_EXTRACTORS, pretrained
+from ._networks import Features, build_network
+
+FORMAT = "skclusterfit-model"
+FORMAT_VERSION = 1
+_JSON_ATTRIBUTES = (
+    "image_shape_",
+    "input_range_",
+    "n_features_in_",
+    "n_clusters_",
+    "clusterer_",
+    "history_",
+    "_extractor_n_features",
+)
+
+
+def save(estimator, path) -> None:
+    """Write the fitted ``estimator`` to ``path``."""
+    from . import __version__
+
+    check_is_fitted(estimator)
+    params = estimator.get_params(deep=False)
+    for name in ("extractor", "architecture"):
+        if not isinstance(params[name], str):
+            raise TypeError(
+                f"save() stores models whose {name} is a string; this one's is "
+                f"{type(params[name]).__name__}, which is code. Use pickle or joblib."
+            )
+    fitted = {name: getattr(estimator, name) for name in _JSON_ATTRIBUTES}
+    if hasattr(estimator, "feature_names_in_"):
+        fitted["feature_names_in_"] = estimator.feature_names_in_.tolist()
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "params": json.dumps({k: _encode(k, v) for k, v in params.items()}),
+        "fitted": json.dumps(fitted),
+        "labels_": torch.from_numpy(estimator.labels_),
+        "cluster_centers_": torch.from_numpy(np.ascontiguousarray(estimator.cluster_centers_)),
+        "network": _cpu_state(estimator.network_),
+        "extractor": _cpu_state(estimator.extractor_),
+        "extractor_outputs": _extractor_outputs(estimator),
+    }
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(record, temporary)
+    os.replace(temporary, path)
+
+
+def load(path):
+    """Load a transformer written by :meth:`ClusterFitTransformer.save`.
+
+    Loading never runs code from the file: it holds only tensors, numbers and
+    strings, read with ``torch.load(weights_only=True)``.
+
+    Parameters
+    ----------
+    path : str or path
+        The model file.
+
+    Returns
+    -------
+    ClusterFitTransformer
+        The fitted transformer; its ``transform`` gives the same output as the
+        saved one's.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a model file, holds anything but plain data, or
+        was written by an unknown format version.
+    """
+    from ._transformer import ClusterFitTransformer
+
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is not a skclusterfit model file, or holds objects other than "
+            f"plain data, which load() refuses to run: {exc}"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a skclusterfit model file.")
+    if record["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model format version {record['format_version']}; this "
+            f"version of skclusterfit reads version {FORMAT_VERSION}."
+        )
+    params = {k: _decode(k, v) for k, v in json.loads(record["params"]).items()}
+    estimator = ClusterFitTransformer(**params)
+    fitted = json.loads(record["fitted"])
+    for name, value in fitted.items():
+        if name == "feature_names_in_":
+            value = np.asarray(value, dtype=object)
+        elif isinstance(value, list) and name != "history_":
+            value = tuple(value)
+        setattr(estimator, name, value)
+    estimator.labels_ = record["labels_"].numpy()
+    estimator.cluster_centers_ = record["cluster_centers_"].numpy()
+
+    height, width, channels = estimator.image_shape_
+    shape = (channels, height, width)
+    blank = (np.zeros(channels), np.ones(channels))
+    with torch.random.fork_rng(devices=[]):  # building a network draws random weights
+        estimator.network_ = build_network(
+            params["architecture"], shape, estimator.n_clusters_, *blank
+        )
+        if params["extractor"] in TRAINED_EXTRACTORS:
+            extractor = Features(
+                build_network(params["architecture"], shape, record["extractor_outputs"], *blank)
+            )
+        else:
+            extractor = pretrained(params["extractor"], channels)
+    estimator.network_.load_state_dict(record["network"])
+    extractor.load_state_dict(record["extractor"])
+    estimator.network_.eval()
+    estimator.extractor_ = extractor.requires_grad_(False).eval()
+    return estimator
+
+
+def _cpu_state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _extractor_outputs(estimator) -> int:
+    """Output count of a trained extractor's (unused) head, needed to rebuild it."""
+    extractor = estimator.extractor_
+    return extractor.network.head.out_features if isinstance(extractor, Features) else 0
+
+
+def _encode(name: str, value):
+    """A parameter as JSON; scikit-learn clusterers by class and parameters."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value):
+        return {"tuple": list(value)}
+    if isinstance(value, BaseEstimator) and type(value).__module__.startswith("sklearn."):
+        return {
+            "sklearn_estimator": f"{type(value).__module__}.{type(value).__qualname__}",
+            "params": {k: _encode(k, v) for k, v in value.get_params(deep=False).items()},
+        }
+    raise TypeError(
+        f"save() stores plain parameter values; {name}={value!r} is not one. "
+        f"Use pickle or joblib for this model."
+    )
+
+
+def _decode(name: str, value):
+    if isinstance(value, dict) and "tuple" in value:
+        return tuple(value["tuple"])
+    if isinstance(value, dict) and "sklearn_estimator" in value:
+        module_name, _, class_name = value["sklearn_estimator"].rpartition(".")
+        if not module_name.startswith("sklearn."):
+            raise ValueError(f"{name}: only scikit-learn estimators are rebuilt by load().")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+            raise ValueError(f"{name}: {value['sklearn_estimator']} is not an estimator.")
+        return cls(**{k: _decode(k, v) for k, v in value["params"].items()})
+    return value

@@ -1,0 +1,129 @@
+"""Interrupted fits resume from their checkpoints; foreign or damaged ones are refused."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from skclusterfit import ClusterFitTransformer
+
+PARAMS = dict(
+    n_clusters=5,
+    extractor_epochs=3,
+    max_epochs=60,
+    batch_size=32,
+    n_jobs=1,
+    device="cpu",
+    random_state=0,
+)
+
+FIT_SCRIPT = """
+import sys
+from sklearn.datasets import load_digits
+from skclusterfit import ClusterFitTransformer
+ClusterFitTransformer(**{params}, checkpoint_dir=sys.argv[1]).fit(load_digits().data[:300])
+"""
+
+
+def _saved_epoch(path):
+    record = torch.load(path, weights_only=True)
+    return torch.load(io.BytesIO(record["payload"].numpy().tobytes()), weights_only=True)["epoch"]
+
+
+def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path):
+    X = digits[0][:300]
+    folder = tmp_path / "checkpoints"
+    script = FIT_SCRIPT.format(params=repr(PARAMS))
+    process = subprocess.Popen([sys.executable, "-c", script, str(folder)])
+    try:
+        deadline = time.monotonic() + 300
+        while not (folder / "clusterfit.pt").exists():
+            assert process.poll() is None, "the fit ended before any N_cf checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        process.kill()
+    killed_at = _saved_epoch(folder / "clusterfit.pt")
+    assert 1 <= killed_at < PARAMS["max_epochs"]
+
+    resumed = ClusterFitTransformer(**PARAMS, checkpoint_dir=folder).fit(X)
+    reference = ClusterFitTransformer(**PARAMS).fit(X)
+    np.testing.assert_array_equal(resumed.transform(X), reference.transform(X))
+    np.testing.assert_array_equal(resumed.labels_, reference.labels_)
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in reference.history_]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history_] == strip
+
+
+def test_finished_checkpoints_are_reused_without_training(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clusterfit.pt",
+        "clustering.pt",
+        "rotnet.pt",
+    ]
+    again = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    np.testing.assert_array_equal(first.transform(X), again.transform(X))
+    assert again.history_ == first.history_
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda X, params: (X[:-1], params),
+        lambda X, params: (X + 1, params),
+        lambda X, params: (X, {**params, "n_clusters": 6}),
+        lambda X, params: (X, {**params, "random_state": 1}),
+    ],
+    ids=["fewer-images", "other-values", "other-n_clusters", "other-seed"],
+)
+def test_checkpoints_of_another_fit_are_refused(small_digits, tiny, tmp_path, change):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    X2, params = change(X, tiny)
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**params, checkpoint_dir=tmp_path).fit(X2)
+
+
+def test_settings_that_do_not_change_the_result_keep_the_checkpoints(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    ClusterFitTransformer(**tiny, checkpoint_dir=str(tmp_path), verbose=0, n_jobs=1).fit(X)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_checkpoints_are_detected(small_digits, tiny, tmp_path, damage):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    path = tmp_path / "rotnet.pt"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged"):
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+
+
+def test_checkpoints_are_written_atomically(small_digits, tiny, tmp_path, monkeypatch):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    before = (tmp_path / "clusterfit.pt").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        ClusterFitTransformer(**{**tiny, "max_epochs": 2}, checkpoint_dir=tmp_path / "b").fit(X)
+    assert not list((tmp_path / "b").glob(".*.tmp"))
+    assert (tmp_path / "clusterfit.pt").read_bytes() == before

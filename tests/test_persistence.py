@@ -1,0 +1,101 @@
+"""save() / load(): a model format that never runs code when loaded."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import AgglomerativeClustering
+
+import skclusterfit
+from skclusterfit import ClusterFitTransformer
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(extractor="random", architecture="resnet18_small", feature_layer="extractor"),
+        dict(clusterer=AgglomerativeClustering(), image_shape=(8, 8), feature_layer="logits"),
+    ],
+    ids=["rotnet", "random-resnet", "sklearn-clusterer"],
+)
+def test_load_gives_identical_transform(small_digits, tiny, tmp_path, options):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, **options).fit(X[:120])
+    cf.save(tmp_path / "model.pt")
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(cf.transform(X), loaded.transform(X))
+    assert repr(loaded.get_params()) == repr(cf.get_params())
+    np.testing.assert_array_equal(loaded.labels_, cf.labels_)
+    assert loaded.history_ == cf.history_ and loaded.image_shape_ == cf.image_shape_
+    assert list(loaded.get_feature_names_out()) == list(cf.get_feature_names_out())
+
+
+def test_load_keeps_feature_names(small_digits, tiny, tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    cf = ClusterFitTransformer(**tiny).fit(frame)
+    cf.save(tmp_path / "model.pt")
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    assert list(loaded.feature_names_in_) == list(frame.columns)
+    np.testing.assert_array_equal(cf.transform(frame), loaded.transform(frame))
+
+
+def test_torchvision_extractor_round_trip(small_digits, tiny, tmp_path, monkeypatch):
+    import torchvision
+
+    X, _ = small_digits
+    weights_file = tmp_path / "shufflenet.pth"
+    torch.save(torchvision.models.shufflenet_v2_x0_5().state_dict(), weights_file)
+    cf = ClusterFitTransformer(
+        **tiny, extractor="shufflenet_v2_x0_5", extractor_weights=weights_file
+    ).fit(X[:40])
+    cf.save(tmp_path / "model.pt")
+    weights_file.unlink()  # the model file holds the weights itself
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    for layer in ("features", "extractor"):
+        cf.set_params(feature_layer=layer)
+        loaded.set_params(feature_layer=layer)
+        np.testing.assert_array_equal(cf.transform(X[:10]), loaded.transform(X[:10]))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_file_that_runs_code_when_unpickled_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _RunsCode()
+    payload.marker = marker
+    torch.save({"format": "skclusterfit-model", "payload": payload}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="refuses to run"):
+        skclusterfit.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+    # The payload is real: unpickled by pickle itself, it runs its command.
+    pickle.loads(pickle.dumps(payload))
+    assert marker.exists()
+
+
+def test_other_files_are_refused(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a skclusterfit model file"):
+        skclusterfit.load(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ValueError, match="not a skclusterfit model file"):
+        skclusterfit.load(tmp_path / "text.pt")
+    with pytest.raises(FileNotFoundError):
+        skclusterfit.load(tmp_path / "missing.pt")
+
+
+def test_models_holding_code_cannot_be_saved(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, extractor=lambda x: x.flatten(1)).fit(X)
+    with pytest.raises(TypeError, match="Use pickle or joblib"):
+        cf.save(tmp_path / "model.pt")
+    cf = ClusterFitTransformer(**{**tiny, "random_state": np.random.RandomState(0)}).fit(X)
+    with pytest.raises(TypeError, match="random_state"):
+        cf.save(tmp_path / "model.pt")
