@@ -33,7 +33,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances_argmin_min
 
-from skclusterfit._clustering import _faiss_kmeans, _sklearn_model
+from skclusterfit._clustering import _choose, _faiss_kmeans, _sklearn_model
 from skclusterfit.datasets import load_fashion_mnist
 
 RESULTS = Path(__file__).parent / "results"
@@ -127,19 +127,23 @@ def markdown(record):
         f"Versions: {record['versions']}",
         "",
         "Inertia relative to the best method of the same (N, d, K); time in seconds.",
+        '"auto" marks the method that `clusterer="auto"` runs for that (N, K).',
         "",
-        "| N | d | K | method | seconds | inertia / best |",
-        "|---|---|---|---|---|---|",
+        "| N | d | K | method | seconds | inertia / best | auto |",
+        "|---|---|---|---|---|---|---|",
     ]
+    names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
     for row in record["rows"]:
         best = min(
             r["inertia"]
             for r in record["rows"]
             if (r["n"], r["d"], r["k"]) == (row["n"], row["d"], row["k"])
         )
+        picked = _choose("auto", row["n"], row["k"])
+        auto = "auto" if names.get(picked, picked) == row["method"] else ""
         lines.append(
             f"| {row['n']} | {row['d']} | {row['k']} | {row['method']} | "
-            f"{row['seconds']:.2f} | {row['inertia'] / best:.4f} |"
+            f"{row['seconds']:.2f} | {row['inertia'] / best:.4f} | {auto} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,15 @@ def load(path):
         raise ValueError(
             f"{path} has model format version {record['format_version']}; this "
             f"version of skclusterfit reads version {FORMAT_VERSION}."
+        )
+    from . import __version__
+
+    if record["package_version"] != __version__:
+        warnings.warn(
+            f"{path} was saved by skclusterfit {record['package_version']}; loading it "
+            f"with {__version__}.",
+            UserWarning,
+            stacklevel=2,
         )
     params = {k: _decode(k, v) for k, v in json.loads(record["params"]).items()}
     estimator = ClusterFitTransformer(**params)

@@ -23,7 +23,7 @@ def test_named_clusterers_find_well_separated_blobs(blobs, method):
         pytest.importorskip("faiss")
     points, truth = blobs
     result = cluster(points, 4, method, None, True, seed=0)
-    assert result.method == ("kmeans" if method == "auto" else method)
+    assert result.method == ("kmeans-random" if method == "auto" else method)
     # Each true blob ends up in one cluster.
     for k in range(4):
         assert len(np.unique(result.labels[truth == k])) == 1
@@ -36,8 +36,15 @@ def test_named_clusterers_find_well_separated_blobs(blobs, method):
 def test_auto_picks_a_faster_method_for_large_problems():
     from skclusterfit._clustering import _choose
 
-    assert _choose("auto", 1_000, 100) == "kmeans"
-    assert _choose("auto", 100_000, 1_000) in ("faiss", "minibatch")
+    assert _choose("auto", 1_000, 100) == "kmeans"  # 10 points per cluster
+    assert _choose("auto", 10_000, 100) == "kmeans-random"
+    try:
+        import faiss  # noqa: F401
+
+        assert _choose("auto", 60_000, 1_000) == "faiss"
+    except ImportError:
+        assert _choose("auto", 60_000, 1_000) == "kmeans-random"
+    assert _choose("kmeans", 60_000, 1_000) == "kmeans"
 
 
 def test_clusterer_instance_is_cloned_and_given_n_clusters(small_digits, tiny):

@@ -99,3 +99,11 @@ def test_models_holding_code_cannot_be_saved(small_digits, tiny, tmp_path):
     cf = ClusterFitTransformer(**{**tiny, "random_state": np.random.RandomState(0)}).fit(X)
     with pytest.raises(TypeError, match="random_state"):
         cf.save(tmp_path / "model.pt")
+
+
+def test_loading_a_file_from_another_version_warns(small_digits, tiny, tmp_path, monkeypatch):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny).fit(X).save(tmp_path / "model.pt")
+    monkeypatch.setattr(skclusterfit, "__version__", "99.0")
+    with pytest.warns(UserWarning, match="saved by skclusterfit 0.1.0; loading it with 99.0"):
+        skclusterfit.load(tmp_path / "model.pt")

@@ -24,7 +24,7 @@ def test_fit_transform_shapes_and_attributes(small_digits, tiny):
     assert cf.labels_.shape == (300,)
     assert cf.n_clusters_ == 5 == cf.cluster_centers_.shape[0]
     assert set(np.unique(cf.labels_)) == set(range(5))
-    assert cf.clusterer_ == "kmeans"
+    assert cf.clusterer_ == "kmeans-random"  # "auto" with 60 images per cluster
     assert [(h["stage"], h["epoch"]) for h in cf.history_] == [("rotnet", 1), ("clusterfit", 1)]
     for record in cf.history_:
         assert record["loss"] > 0 and 0 <= record["accuracy"] <= 1 and record["seconds"] > 0
@@ -171,7 +171,7 @@ def test_verbose(small_digits, tiny, capsys):
     ClusterFitTransformer(**{**tiny, "verbose": 1}).fit(X)
     err = capsys.readouterr().err
     assert "rotnet epoch 1/1" in err and "clusterfit epoch 1/1" in err
-    assert "clustering: kmeans found 5 clusters" in err
+    assert "clustering: kmeans-random found 5 clusters" in err
 
 
 def test_balanced_sampling_and_options_run(small_digits, tiny):
