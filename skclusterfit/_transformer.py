@@ -88,9 +88,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``"kmeans"`` (scikit-learn's KMeans, k-means++ initialisation),
         ``"minibatch"`` (MiniBatchKMeans), ``"faiss"`` (needs the ``faiss``
         extra) or ``"auto"``, the fastest method whose inertia came within 2% of
-        the best in the package's clustering benchmark: k-means++ with fewer
-        than 20 images per cluster, else faiss from 5 million image-cluster
-        pairs on (when installed), else KMeans from random centres
+        the best in the package's clustering benchmark: KMeans with k-means++
+        for fewer than 20 images per cluster, else KMeans from random centres
         (``clusterer_`` says which ran). Any scikit-learn clusterer may be given
         instead; a clone is fitted, with its ``n_clusters`` and
         ``random_state`` set where it has them.
@@ -152,8 +151,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     labels_ : ndarray of shape (n_samples,)
         Pseudo-label of each training image (-1 where the clusterer left it
         unassigned).
-    cluster_centers_ : ndarray of shape (n_clusters_, n_dims)
-        Mean of each cluster, in the space that was clustered.
+    cluster_centers_ : ndarray of shape (n_found_clusters, n_dims)
+        Mean of each cluster (``n_clusters_`` of them), in the space that was
+        clustered.
     n_clusters_ : int
         Number of non-empty clusters, i.e. of N_cf's classes.
     clusterer_ : str

@@ -1,0 +1,110 @@
+"""Sphinx configuration of the skclusterfit documentation.
+
+Build with ``python -m sphinx -W -b html docs docs/_build/html`` (see README).
+"""
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import skclusterfit
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+project = "skclusterfit"
+author = "the skclusterfit developers"
+copyright = "2026, the skclusterfit developers"
+version = release = skclusterfit.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
+
+html_theme = "pydata_sphinx_theme"
+html_static_path = ["_static"]
+html_title = f"skclusterfit {release}"
+html_theme_options = {"show_toc_level": 2, "navigation_with_keys": False}
+
+# Examples run in a non-interactive backend; torch uses every core it is given.
+os.environ.setdefault("MPLBACKEND", "Agg")
+warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"demo_digits\.py",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "show_memory": False,
+    "backreferences_dir": "generated/backreferences",
+    "doc_module": ("skclusterfit",),
+}
+
+
+def _result_tables():
+    """Write the committed benchmark results as RST tables under generated/."""
+    out = HERE / "generated"
+    out.mkdir(exist_ok=True)
+    digits = json.loads((ROOT / "benchmarks/results/digits.json").read_text())
+    rows = [("representation", "linear probe", "10-shot probe", "20-NN")]
+    for name, scores in digits["scores"].items():
+        rows.append(
+            (name, *(f"{sum(v) / len(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in scores.values()))
+        )
+    (out / "results_digits.rst").write_text(_table(rows, digits))
+
+    clustering = json.loads((ROOT / "benchmarks/results/perf_clustering.json").read_text())
+    sys.path.insert(0, str(ROOT))
+    from skclusterfit._clustering import _choose
+
+    names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
+    rows = [("N", "d", "K", "method", "seconds", "inertia / best", "auto")]
+    for row in clustering["rows"]:
+        key = (row["n"], row["d"], row["k"])
+        best = min(r["inertia"] for r in clustering["rows"] if (r["n"], r["d"], r["k"]) == key)
+        picked = names.get(_choose("auto", row["n"], row["k"]))
+        rows.append(
+            (
+                *map(str, key),
+                row["method"],
+                f"{row['seconds']:.2f}",
+                f"{row['inertia'] / best:.4f}",
+                "yes" if picked == row["method"] else "",
+            )
+        )
+    (out / "results_clustering.rst").write_text(_table(rows, clustering))
+
+
+def _table(rows, record):
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [
+        rule,
+        "  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)).rstrip(),
+        rule,
+    ]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows[1:]
+    ]
+    lines.append(rule)
+    source = (
+        f"Command ``{record['command']}``, run on {record['date']}; machine: "
+        f"{record['machine']}; versions: {record['versions']}."
+    )
+    return "\n".join(lines) + "\n\n" + source + "\n"
+
+
+_result_tables()
