@@ -23,6 +23,13 @@ def test_readme_gives_the_demo_and_test_commands_and_ci_runs_the_latter():
     assert tests in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_documented_docs_build_is_the_one_ci_runs():
+    install = (ROOT / "docs" / "install.rst").read_text()
+    command = re.search(r"^    (python -m pip install \"\.\[docs\]\".*)$", install, flags=re.M)
+    assert command and "sphinx -W" in command.group(1)
+    assert command.group(1) in (ROOT / ".ci" / "run").read_text()
+
+
 @pytest.mark.skipif(not (ROOT / "examples").is_dir(), reason="needs the repository")
 def test_demo_prints_the_probe_table():
     result = subprocess.run(
