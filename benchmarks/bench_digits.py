@@ -41,21 +41,9 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 from skclusterfit import ClusterFitTransformer, __version__
-from skclusterfit.metrics import knn_score, linear_probe_score
+from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def few_shot(train, y_train, test, y_test, seed, shots=10, draws=10):
-    """Mean accuracy of linear probes trained on ``shots`` images per class."""
-    rng = np.random.RandomState(seed)
-    scores = []
-    for _ in range(draws):
-        idx = np.concatenate(
-            [rng.choice(np.flatnonzero(y_train == c), shots, replace=False) for c in range(10)]
-        )
-        scores.append(linear_probe_score(train[idx], y_train[idx], test, y_test))
-    return float(np.mean(scores))
 
 
 def representations(X_train, seed, epochs):
@@ -99,7 +87,9 @@ def run(seeds, epochs):
             F_train, F_test = transform(X[train]), transform(X[test])
             row = scores.setdefault(name, {"linear": [], "10-shot": [], "20-NN": []})
             row["linear"].append(linear_probe_score(F_train, y[train], F_test, y[test]))
-            row["10-shot"].append(few_shot(F_train, y[train], F_test, y[test], seed))
+            row["10-shot"].append(
+                few_shot_score(F_train, y[train], F_test, y[test], random_state=seed)
+            )
             row["20-NN"].append(knn_score(F_train, y[train], F_test, y[test]))
             print(seed, name, {k: round(v[-1], 4) for k, v in row.items()}, flush=True)
     return scores, seconds

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics import linear_probe_score
+from skclusterfit.metrics import few_shot_score, linear_probe_score
 
 X, y = load_digits(return_X_y=True)
 order = np.random.RandomState(0).permutation(len(X))
@@ -32,14 +32,8 @@ fit_seconds = time.perf_counter() - start
 def probes(features_train, features_test):
     """Full linear probe, and the mean 10-shot probe over ten draws."""
     full = linear_probe_score(features_train, y[train], features_test, y[test])
-    rng = np.random.RandomState(0)
-    few = []
-    for _ in range(10):
-        idx = np.concatenate(
-            [rng.choice(np.flatnonzero(y[train] == c), 10, replace=False) for c in range(10)]
-        )
-        few.append(linear_probe_score(features_train[idx], y[train][idx], features_test, y[test]))
-    return full, float(np.mean(few))
+    few = few_shot_score(features_train, y[train], features_test, y[test])
+    return full, few
 
 
 rows = {"raw pixels": probes(X[train], X[test])}

@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics import knn_score, linear_probe_score
+from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
 
 X, y = load_digits(return_X_y=True)
 order = np.random.RandomState(0).permutation(len(X))
@@ -26,19 +26,16 @@ cf = ClusterFitTransformer(random_state=0).fit(X[train])
 representations = {"raw pixels": lambda A: A, "PCA-32": pca.transform, "ClusterFit": cf.transform}
 
 
-def ten_shot(F_train, F_test, score):
+def knn_few_shot(F_train, F_test):
+    """k-NN with ten labelled images per class (so at most 10 neighbours), ten draws."""
     rng = np.random.RandomState(0)
-    results = []
+    scores = []
     for _ in range(10):
         idx = np.concatenate(
             [rng.choice(np.flatnonzero(y[train] == c), 10, replace=False) for c in range(10)]
         )
-        results.append(score(F_train[idx], y[train][idx], F_test, y[test]))
-    return np.mean(results)
-
-
-def knn10(a, b, c, d):
-    return knn_score(a, b, c, d, n_neighbors=10)  # 10-shot: at most 10 per class
+        scores.append(knn_score(F_train[idx], y[train][idx], F_test, y[test], n_neighbors=10))
+    return np.mean(scores)
 
 
 table = {}
@@ -46,9 +43,9 @@ for name, transform in representations.items():
     F_train, F_test = transform(X[train]), transform(X[test])
     table[name] = [
         linear_probe_score(F_train, y[train], F_test, y[test]),
-        ten_shot(F_train, F_test, linear_probe_score),
+        few_shot_score(F_train, y[train], F_test, y[test]),
         knn_score(F_train, y[train], F_test, y[test]),
-        ten_shot(F_train, F_test, knn10),
+        knn_few_shot(F_train, F_test),
     ]
 columns = ["linear", "linear 10-shot", "20-NN", "10-NN 10-shot"]
 print(f"{'':<12}" + "".join(f"{c:>16}" for c in columns))

@@ -14,10 +14,12 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
 
 __all__ = [
     "adjusted_rand_score",
     "cluster_accuracy",
+    "few_shot_score",
     "knn_score",
     "linear_probe_score",
     "normalized_mutual_info_score",
@@ -121,3 +123,58 @@ def knn_score(X_train, y_train, X_test, y_test, *, n_neighbors: int = 20) -> flo
     knn = KNeighborsClassifier(n_neighbors=n_neighbors, metric="cosine", algorithm="brute")
     knn.fit(X_train, y_train)
     return float(knn.score(X_test, y_test))
+
+
+def few_shot_score(
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    *,
+    n_per_class: int = 10,
+    n_draws: int = 10,
+    random_state=0,
+) -> float:
+    """Mean test accuracy of linear probes trained on a few labelled images per class.
+
+    Each draw picks ``n_per_class`` training samples of every class at random,
+    fits :func:`linear_probe_score`'s probe on them and scores it on the whole
+    test set. Few-shot probes separate representations that a probe trained on
+    every label finds equally good.
+
+    Parameters
+    ----------
+    X_train, X_test : array-like of shape (n_samples, n_features)
+        Features of the labelled pool and of the held-out images.
+    y_train, y_test : array-like of shape (n_samples,)
+        Their classes; every class needs ``n_per_class`` training samples.
+    n_per_class : int, default=10
+        Labelled samples per class in each draw.
+    n_draws : int, default=10
+        Number of draws averaged.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the draws.
+
+    Returns
+    -------
+    accuracy : float
+        Mean accuracy over the draws.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skclusterfit.metrics import few_shot_score
+    >>> X, y = load_digits(return_X_y=True)
+    >>> 0.7 < few_shot_score(X[:1000], y[:1000], X[1000:], y[1000:], n_per_class=5) < 1
+    True
+    """
+    X_train, y_train = np.asarray(X_train), np.asarray(y_train)
+    rng = check_random_state(random_state)
+    classes = np.unique(y_train)
+    scores = []
+    for _ in range(n_draws):
+        chosen = np.concatenate(
+            [rng.choice(np.flatnonzero(y_train == c), n_per_class, replace=False) for c in classes]
+        )
+        scores.append(linear_probe_score(X_train[chosen], y_train[chosen], X_test, y_test))
+    return float(np.mean(scores))

@@ -25,3 +25,14 @@ def test_probes_separate_informative_from_random_features(digits):
     assert linear_probe_score(noise[train], y[train], noise[test], y[test]) < 0.2
     assert knn_score(X[train], y[train], X[test], y[test]) > 0.9
     assert knn_score(noise[train], y[train], noise[test], y[test]) < 0.2
+
+
+def test_few_shot_score_draws_n_per_class(digits):
+    from skclusterfit.metrics import few_shot_score
+
+    X, y = digits
+    five = few_shot_score(X[:1000], y[:1000], X[1000:], y[1000:], n_per_class=5, n_draws=5)
+    again = few_shot_score(X[:1000], y[:1000], X[1000:], y[1000:], n_per_class=5, n_draws=5)
+    thirty = few_shot_score(X[:1000], y[:1000], X[1000:], y[1000:], n_per_class=30, n_draws=5)
+    assert five == again  # seeded
+    assert 0.6 < five < thirty < 1.0

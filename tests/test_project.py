@@ -63,6 +63,7 @@ def test_public_api():
     assert sorted(skclusterfit.metrics.__all__) == [
         "adjusted_rand_score",
         "cluster_accuracy",
+        "few_shot_score",
         "knn_score",
         "linear_probe_score",
         "normalized_mutual_info_score",

@@ -6,7 +6,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics import linear_probe_score
+from skclusterfit.metrics import few_shot_score, linear_probe_score
 
 
 def test_pipeline_and_grid_search_over_n_clusters(digits):
@@ -27,18 +27,6 @@ def test_pipeline_and_grid_search_over_n_clusters(digits):
     assert search.score(X[600:900], y[600:900]) > 0.8
 
 
-def _few_shot(train, y_train, test, y_test, shots=5, draws=10):
-    """Mean accuracy of linear probes trained on ``shots`` images per class."""
-    rng = np.random.RandomState(0)
-    scores = []
-    for _ in range(draws):
-        idx = np.concatenate(
-            [rng.choice(np.flatnonzero(y_train == c), shots, replace=False) for c in range(10)]
-        )
-        scores.append(linear_probe_score(train[idx], y_train[idx], test, y_test))
-    return np.mean(scores)
-
-
 def test_clusterfit_features_beat_a_random_network(digits):
     X, y = digits
     order = np.random.RandomState(0).permutation(len(X))
@@ -52,7 +40,7 @@ def test_clusterfit_features_beat_a_random_network(digits):
         features = model.transform(X[train]), model.transform(X[test])
         return (
             linear_probe_score(features[0], y[train], features[1], y[test]),
-            _few_shot(features[0], y[train], features[1], y[test]),
+            few_shot_score(features[0], y[train], features[1], y[test], n_per_class=5),
         )
 
     (cf_full, cf_few), (random_full, random_few) = scores(cf), scores(random_net)
