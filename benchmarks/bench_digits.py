@@ -25,25 +25,15 @@ Results go to ``benchmarks/results/digits.{json,md}`` (``--quick`` writes
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
-import torchvision
+from _common import header, markdown_header, write
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from skclusterfit import ClusterFitTransformer, __version__
+from skclusterfit import ClusterFitTransformer
 from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def representations(X_train, seed, epochs):
@@ -96,12 +86,7 @@ def run(seeds, epochs):
 
 
 def markdown(record):
-    lines = [
-        f"# Digits: linear, 10-shot and 20-NN probes ({record['date']})",
-        "",
-        f"Command: `{record['command']}`  ",
-        f"Machine: {record['machine']}  ",
-        f"Versions: {record['versions']}  ",
+    lines = markdown_header("Digits: linear, 10-shot and 20-NN probes", record) + [
         f"Seeds: {record['seeds']}; epochs (N_pre, N_cf): {record['epochs']}; "
         f"fit time of the three ClusterFit models per seed: "
         f"{np.mean(record['fit_seconds']):.0f}s",
@@ -124,23 +109,13 @@ def main():
     seeds, epochs = ([0], (2, 3)) if args.quick else ([0, 1, 2], (10, 20))
     scores, seconds = run(seeds, epochs)
     record = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/bench_digits.py" + (" --quick" if args.quick else ""),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
-        f"torch threads {torch.get_num_threads()}",
-        "versions": f"skclusterfit {__version__}, python {sys.version.split()[0]}, torch "
-        f"{torch.__version__}, torchvision {torchvision.__version__}, scikit-learn "
-        f"{sklearn.__version__}, numpy {np.__version__}",
+        **header("bench_digits.py", args.quick),
         "seeds": seeds,
         "epochs": list(epochs),
         "fit_seconds": seconds,
         "scores": scores,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stem = "digits_quick" if args.quick else "digits"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(record))
-    print(markdown(record))
+    write("digits", args.quick, record, markdown(record))
 
 
 if __name__ == "__main__":

@@ -19,24 +19,16 @@ Results go to ``benchmarks/results/perf_clustering.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import sklearn
+from _common import header, markdown_header, write
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances_argmin_min
 
 from skclusterfit._clustering import _choose, _faiss_kmeans, _sklearn_model
 from skclusterfit.datasets import load_fashion_mnist
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def methods(seed):
@@ -103,29 +95,12 @@ def main():
                         )
                     )
                     print(rows[-1], flush=True)
-    record = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/perf_clustering.py" + (" --quick" if args.quick else ""),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "versions": f"python {sys.version.split()[0]}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}, faiss {_faiss_version()}",
-        "rows": rows,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    stem = "perf_clustering_quick" if args.quick else "perf_clustering"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(record))
-    print(markdown(record))
+    record = {**header("perf_clustering.py", args.quick), "rows": rows}
+    write("perf_clustering", args.quick, record, markdown(record))
 
 
 def markdown(record):
-    lines = [
-        f"# Clustering methods: time and inertia ({record['date']})",
-        "",
-        f"Command: `{record['command']}`  ",
-        f"Machine: {record['machine']}  ",
-        f"Versions: {record['versions']}",
-        "",
+    lines = markdown_header("Clustering methods: time and inertia", record) + [
         "Inertia relative to the best method of the same (N, d, K); time in seconds.",
         '"auto" marks the method that `clusterer="auto"` runs for that (N, K).',
         "",
@@ -146,15 +121,6 @@ def markdown(record):
             f"{row['seconds']:.2f} | {row['inertia'] / best:.4f} | {auto} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _faiss_version():
-    try:
-        import faiss
-
-        return faiss.__version__
-    except ImportError:
-        return "not installed"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""End-to-end ``fit`` time and peak memory against the number of images.
+
+Fits ClusterFitTransformer (defaults, but one epoch per trained stage, so that
+60,000 images fit in minutes on two cores) on the first N Fashion-MNIST
+training images, N in {5k, 10k, 20k, 40k, 60k}, each in a fresh process.
+Reported per N: wall time of the whole fit and of each stage (RotNet training
+and N_cf training from ``history_``; the rest is extraction, clustering and
+set-up), and the process's peak resident memory above its memory just before
+``fit`` (with the uint8 images already loaded).
+
+Targets: time linear in N (the fitted exponent of time ~ N^a is reported) and
+memory above the data bounded apart from the per-image feature arrays (MB per
+10k images is reported).
+
+Usage::
+
+    python benchmarks/perf_scaling.py           # N = 5k .. 60k
+    python benchmarks/perf_scaling.py --quick   # N = 1k, 2k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+from _common import header, markdown_header, write
+
+CHILD = """
+import json, resource, sys, time
+from skclusterfit import ClusterFitTransformer
+from skclusterfit.datasets import load_fashion_mnist
+
+def rss_mb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+
+n = int(sys.argv[1])
+X = load_fashion_mnist("train").data[:n]
+before = rss_mb("VmRSS")
+start = time.perf_counter()
+cf = ClusterFitTransformer(extractor_epochs=1, max_epochs=1, random_state=0).fit(X)
+total = time.perf_counter() - start
+stage = {h["stage"]: h["seconds"] for h in cf.history_}
+print(json.dumps({
+    "n": n, "seconds": total, "rotnet_seconds": stage["rotnet"],
+    "clusterfit_seconds": stage["clusterfit"],
+    "other_seconds": total - stage["rotnet"] - stage["clusterfit"],
+    "rss_before_mb": before, "peak_rss_mb": rss_mb("VmHWM"),
+    "data_mb": X.nbytes / 1e6, "clusterer": cf.clusterer_,
+}))
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sizes = [1_000, 2_000] if args.quick else [5_000, 10_000, 20_000, 40_000, 60_000]
+    rows = []
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(n)], capture_output=True, text=True, check=True
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    n = np.array([r["n"] for r in rows], dtype=float)
+    seconds = np.array([r["seconds"] for r in rows])
+    growth = np.array([r["peak_rss_mb"] - r["rss_before_mb"] for r in rows])
+    exponent, _ = np.polyfit(np.log(n), np.log(seconds), 1)
+    per_10k, fixed = np.polyfit(n / 10_000, growth, 1)
+    record = {
+        **header("perf_scaling.py", args.quick),
+        "rows": rows,
+        "time_exponent": float(exponent),
+        "memory_mb_per_10k_images": float(per_10k),
+        "memory_fixed_mb": float(fixed),
+    }
+    write("perf_scaling", args.quick, record, markdown(record))
+
+
+def markdown(record):
+    lines = markdown_header("End-to-end fit: time and memory against N", record) + [
+        "Defaults with one epoch per trained stage; each N in a fresh process.",
+        "",
+        "| N | fit (s) | RotNet (s) | N_cf (s) | rest (s) | peak RSS above start (MB) "
+        "| uint8 data (MB) | clusterer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['n']} | {r['seconds']:.1f} | {r['rotnet_seconds']:.1f} | "
+            f"{r['clusterfit_seconds']:.1f} | {r['other_seconds']:.1f} | "
+            f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f} | {r['data_mb']:.0f} | "
+            f"{r['clusterer']} |"
+        )
+    lines += [
+        "",
+        f"Time grows as N^{record['time_exponent']:.2f} (target: linear, exponent 1).  ",
+        f"Memory above the start grows by {record['memory_mb_per_10k_images']:.1f} MB per "
+        f"10k images on top of {record['memory_fixed_mb']:.0f} MB.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
