@@ -87,6 +87,53 @@ def _result_tables():
         )
     (out / "results_clustering.rst").write_text(_table(rows, clustering))
 
+    loop = json.loads((ROOT / "benchmarks/results/perf_training.json").read_text())
+    rows = [("stage", "package (images/s)", "bare PyTorch (images/s)", "ratio")]
+    for stage in ("training", "inference"):
+        data = loop[f"{stage}_images_per_second"]
+        package, bare = _median(data["package"]), _median(data["bare"])
+        rows.append((stage, f"{package:.0f}", f"{bare:.0f}", f"{package / bare:.3f}"))
+    (out / "results_loop.rst").write_text(_table(rows, loop))
+
+    scaling = json.loads((ROOT / "benchmarks/results/perf_scaling.json").read_text())
+    rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)", "peak RSS above start (MB)")]
+    for r in scaling["rows"]:
+        rows.append(
+            (
+                str(r["n"]),
+                f"{r['seconds']:.1f}",
+                f"{r['rotnet_seconds']:.1f}",
+                f"{r['clusterfit_seconds']:.1f}",
+                f"{r['other_seconds']:.1f}",
+                f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}",
+            )
+        )
+    summary = (
+        f"Fitted: time grows as N^{scaling['time_exponent']:.2f}; memory above the start "
+        f"grows by {scaling['memory_mb_per_10k_images']:.1f} MB per 10k images on top of "
+        f"{scaling['memory_fixed_mb']:.0f} MB.\n"
+    )
+    (out / "results_scaling.rst").write_text(_table(rows, scaling) + "\n" + summary)
+
+    profile = json.loads((ROOT / "benchmarks/results/perf_profile.json").read_text())
+    rows = [("operator", "self CPU (s)", "share", "calls")]
+    for r in profile["top_operators"]:
+        rows.append(
+            (
+                f"``{r['operator']}``",
+                f"{r['self_cpu_seconds']:.2f}",
+                f"{r['share']:.1%}",
+                str(r["calls"]),
+            )
+        )
+    (out / "results_profile.rst").write_text(_table(rows, profile))
+
+
+def _median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
 
 def _table(rows, record):
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # Convolutions run faster on NHWC memory (measured in benchmarks/perf_training.py).
 CHANNELS_LAST = torch.channels_last
 
