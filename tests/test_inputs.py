@@ -68,6 +68,7 @@ def test_y_of_the_wrong_length(small_digits, tiny):
         dict(batch_size=1),
         dict(learning_rate=0.0),
         dict(image_shape="square"),
+        dict(n_jobs=0),
     ],
 )
 def test_bad_parameters(small_digits, params):
