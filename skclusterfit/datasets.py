@@ -129,7 +129,8 @@ def load_mnist_subset(*, return_X_y: bool = False):
     Returns
     -------
     Bunch or tuple
-        ``images`` (5000, 28, 28) uint8, ``data`` (5000, 784) uint8, ``target``.
+        ``images`` (5000, 28, 28) uint8, ``data`` (5000, 784) uint8, ``target``;
+        500 images per digit, sorted by digit: shuffle before splitting.
 
     Raises
     ------
