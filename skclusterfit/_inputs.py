@@ -58,13 +58,18 @@ def check_images(estimator, X, *, reset: bool) -> ArrayImages:
         nd_shape, channels_first = _nd_layout(X.shape)
         X = X.reshape(X.shape[0], -1)
 
-    X = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        dtype="numeric",
-        ensure_min_samples=2 if reset else 1,
-    )
+    try:
+        X = validate_data(
+            estimator,
+            X,
+            reset=reset,
+            dtype="numeric",
+            ensure_min_samples=2 if reset else 1,
+        )
+    except ValueError as exc:
+        if "could not convert" in str(exc):
+            raise ValueError(f"X must hold numbers (images as pixel values): {exc}") from None
+        raise
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X must hold real numbers; got dtype {X.dtype}.")
 

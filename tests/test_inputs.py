@@ -14,7 +14,7 @@ from skclusterfit import ClusterFitTransformer
         (np.full((10, 4), np.inf), ValueError, "infinity"),
         (np.zeros((0, 4)), ValueError, "0 sample"),
         (np.zeros((1, 4)), ValueError, "1 sample"),
-        (np.array([["a", "b"]] * 5, dtype=object), ValueError, "could not convert"),
+        (np.array([["a", "b"]] * 5, dtype=object), ValueError, "X must hold numbers"),
         (np.zeros(10), ValueError, "Expected 2D array"),
         (np.zeros((5, 2, 2, 2, 2)), ValueError, "5 dimensions"),
         (np.zeros((5, 6, 7, 8)), ValueError, "channel axis"),
