@@ -115,6 +115,19 @@ def _result_tables():
     )
     (out / "results_scaling.rst").write_text(_table(rows, scaling) + "\n" + summary)
 
+    selfsup = json.loads((ROOT / "benchmarks/results/selfsupervised.json").read_text())
+    for target, table in selfsup["scores"].items():
+        rows = [("representation", "linear", "10-shot", "20-NN")]
+        for name, cell in table.items():
+            rows.append(
+                (
+                    name,
+                    *(f"{sum(v) / len(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in cell.values()),
+                )
+            )
+        slug = target.split()[0].lower().replace("-", "")
+        (out / f"results_selfsupervised_{slug}.rst").write_text(_table(rows, selfsup))
+
     profile = json.loads((ROOT / "benchmarks/results/perf_profile.json").read_text())
     rows = [("operator", "self CPU (s)", "share", "calls")]
     for r in profile["top_operators"]:
