@@ -5,6 +5,7 @@ Build with ``python -m sphinx -W -b html docs docs/_build/html`` (see README).
 
 import json
 import os
+import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -91,7 +92,7 @@ def _result_tables():
     rows = [("stage", "package (images/s)", "bare PyTorch (images/s)", "ratio")]
     for stage in ("training", "inference"):
         data = loop[f"{stage}_images_per_second"]
-        package, bare = _median(data["package"]), _median(data["bare"])
+        package, bare = statistics.median(data["package"]), statistics.median(data["bare"])
         rows.append((stage, f"{package:.0f}", f"{bare:.0f}", f"{package / bare:.3f}"))
     (out / "results_loop.rst").write_text(_table(rows, loop))
 
@@ -140,12 +141,6 @@ def _result_tables():
             )
         )
     (out / "results_profile.rst").write_text(_table(rows, profile))
-
-
-def _median(values):
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _table(rows, record):

@@ -55,6 +55,25 @@ def _describe(value):
     return repr(value) if not callable(value) else getattr(value, "__qualname__", repr(value))
 
 
+def atomic_save(obj, path) -> None:
+    """``torch.save`` to ``path`` through a temporary file renamed into place.
+
+    A process killed at any moment leaves either the old file or the new one,
+    never half of one, and no temporary file behind after an error.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class Checkpoints:
     """Per-stage checkpoints of one fit, in ``folder``.
 
@@ -82,16 +101,7 @@ class Checkpoints:
             "sha256": hashlib.sha256(payload).hexdigest(),
             "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
         }
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{stage}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                torch.save(record, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self.folder / f"{stage}.pt")
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_save(record, self.folder / f"{stage}.pt")
 
     def load(self, stage: str) -> dict | None:
         """The last state saved for ``stage``, or None when there is none."""

@@ -17,13 +17,13 @@ import importlib
 import json
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ._checkpoints import atomic_save
 from ._extractors import TRAINED_EXTRACTORS, pretrained
 from ._networks import Features, build_network
 
@@ -67,10 +67,7 @@ def save(estimator, path) -> None:
         "extractor": _cpu_state(estimator.extractor_),
         "extractor_outputs": _extractor_outputs(estimator),
     }
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(record, temporary)
-    os.replace(temporary, path)
+    atomic_save(record, path)
 
 
 def load(path):
