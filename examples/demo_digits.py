@@ -9,7 +9,7 @@ the raw pixels, the features of the extractor N_pre (a RotNet trained on the
 same images), and ClusterFit's features. "10-shot" probes see only ten labelled
 images per class (mean of ten draws), where good features matter most.
 
-Run it with ``python examples/demo_digits.py`` (about a minute on two cores).
+Run it with ``python examples/demo_digits.py`` (under half a minute on two cores).
 """
 
 import time
