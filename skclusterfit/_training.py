@@ -97,10 +97,11 @@ def train(
         Maps [0, 1]-scaled images (N, C, H, W) to logits.
     source : image source
         See ``_inputs.ArrayImages``.
-    targets : ndarray of shape (n_samples,) or None
+    targets : ndarray of shape (n_samples,) or (n_samples, n_outputs), or None
         Class ids in ``[0, n_outputs)``; samples with a negative id are left out.
-        ``None`` trains the rotation pretext: each image is shown at every
-        rotation and the network predicts which.
+        A 2-D float array gives class probabilities instead (soft targets, as
+        in distillation). ``None`` trains the rotation pretext: each image is
+        shown at every rotation and the network predicts which.
     config : TrainConfig
     generator : torch.Generator
         Source of the sampling and augmentation randomness (on the CPU).
@@ -117,9 +118,9 @@ def train(
     """
     device = config.device
     network.to(device, memory_format=CHANNELS_LAST).train()
-    if targets is None:
+    if targets is None or targets.ndim == 2:
         usable = np.arange(len(source))
-        labels = None
+        labels = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
     else:
         usable = np.flatnonzero(targets >= 0)
         labels = torch.as_tensor(targets, dtype=torch.long)
@@ -174,7 +175,8 @@ def train(
             optimizer.step()
             scheduler.step()
             loss_sum += loss.item() * len(batch_targets)
-            correct += (logits.argmax(1) == batch_targets).sum().item()
+            hard = batch_targets if batch_targets.ndim == 1 else batch_targets.argmax(1)
+            correct += (logits.argmax(1) == hard).sum().item()
             seen += len(batch_targets)
             progress.step(loss_sum / seen)
         record = {
@@ -299,7 +301,7 @@ def _schedule(kind: str, steps_per_epoch: int, epochs: int):
 
 def _sampling_weights(targets: np.ndarray | None, usable: np.ndarray) -> torch.Tensor | None:
     """Weights that make every class equally likely to be drawn (DeepCluster's sampler)."""
-    if targets is None:
+    if targets is None or targets.ndim == 2:
         return None
     counts = np.bincount(targets[usable])
     return torch.as_tensor(1.0 / counts[targets[usable]], dtype=torch.float64)
