@@ -18,10 +18,15 @@ equal-compute control); ClusterFit from the untrained network; ClusterFit from
 RotNet (the package's defaults: K=100, N_cf 20 epochs). Probes: linear (all
 labels), linear 10-shot (ten draws), cosine 20-NN.
 
+``--held-out-classes`` runs the held-out-class protocol: D_cf is the first
+5,000 training images of classes 0-4, and Fashion-MNIST is probed separately on
+classes 0-4 and on classes 5-9, which no network saw.
+
 Usage::
 
     python benchmarks/bench_selfsupervised.py           # 3 seeds, about 45 minutes
     python benchmarks/bench_selfsupervised.py --quick   # 1 seed, 1,000 images, few epochs
+    python benchmarks/bench_selfsupervised.py --held-out-classes
 """
 
 from __future__ import annotations
@@ -30,51 +35,20 @@ import argparse
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from _common import header, markdown_header, write
+from _common import (
+    HELD_OUT_SPLIT,
+    fashion_targets,
+    header,
+    markdown_header,
+    probe_scores,
+    score_tables,
+    transfer_targets,
+    write,
+)
 from sklearn.decomposition import PCA
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.datasets import load_digits, load_fashion_mnist, load_mnist_subset
-from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
-
-
-def targets():
-    """Name -> (probe-train images, labels, test images, labels), all uint8 28x28 flat."""
-    train = load_fashion_mnist("train")
-    test = load_fashion_mnist("test")
-    mnist = load_mnist_subset()
-    order = np.random.RandomState(0).permutation(len(mnist.target))  # it is sorted by class
-    digits = load_digits()
-    upsampled = F.interpolate(
-        torch.from_numpy(digits.images.astype(np.float32))[:, None],
-        size=(28, 28),
-        mode="bilinear",
-        align_corners=False,
-    )
-    digits28 = upsampled.clamp(0, 255).round().to(torch.uint8).reshape(len(digits.images), -1)
-    digits28 = digits28.numpy()
-    return {
-        "Fashion-MNIST": (
-            train.data[50_000:55_000],
-            train.target[50_000:55_000],
-            test.data,
-            test.target,
-        ),
-        "MNIST": (
-            mnist.data[order[:2500]],
-            mnist.target[order[:2500]],
-            mnist.data[order[2500:]],
-            mnist.target[order[2500:]],
-        ),
-        "digits 28x28": (
-            digits28[:1000],
-            digits.target[:1000],
-            digits28[1000:],
-            digits.target[1000:],
-        ),
-    }
+from skclusterfit.datasets import load_fashion_mnist
 
 
 def representations(X, seed, n_pre, n_cf, n_clusters):
@@ -105,13 +79,24 @@ def representations(X, seed, n_pre, n_cf, n_clusters):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--held-out-classes",
+        action="store_true",
+        help="D_cf from Fashion classes 0-4 only; probe also on classes 5-9",
+    )
     args = parser.parse_args()
     if args.quick:
         n, seeds, n_pre, n_cf, n_clusters = 1_000, [0], 1, 2, 20
     else:
         n, seeds, n_pre, n_cf, n_clusters = 5_000, [0, 1, 2], 10, 20, 100
-    X = load_fashion_mnist("train").data[:n]
-    data = targets()
+    train = load_fashion_mnist("train")
+    if args.held_out_classes:
+        X = train.data[:50_000][train.target[:50_000] < 5][:n]
+        data = fashion_targets(HELD_OUT_SPLIT)
+    else:
+        X = train.data[:n]
+        data = fashion_targets()
+    data.update(transfer_targets())
     scores: dict = {}
     fit_seconds = []
     for seed in seeds:
@@ -119,18 +104,17 @@ def main():
         fit_seconds.append(seconds)
         for name, transform in reps.items():
             for target, (A_train, y_train, A_test, y_test) in data.items():
-                F_train, F_test = transform(A_train), transform(A_test)
-                cell = scores.setdefault(target, {}).setdefault(
-                    name, {"linear": [], "10-shot": [], "20-NN": []}
-                )
-                cell["linear"].append(linear_probe_score(F_train, y_train, F_test, y_test))
-                cell["10-shot"].append(
-                    few_shot_score(F_train, y_train, F_test, y_test, random_state=seed)
-                )
-                cell["20-NN"].append(knn_score(F_train, y_train, F_test, y_test))
-                print(seed, target, name, {k: round(v[-1], 4) for k, v in cell.items()}, flush=True)
+                cell = scores.setdefault(target, {}).setdefault(name, {})
+                found = probe_scores(transform(A_train), y_train, transform(A_test), y_test, seed)
+                for probe, value in found.items():
+                    cell.setdefault(probe, []).append(value)
+                print(seed, target, name, found, flush=True)
     record = {
-        **header("bench_selfsupervised.py", args.quick),
+        **header(
+            "bench_selfsupervised.py" + (" --held-out-classes" if args.held_out_classes else ""),
+            args.quick,
+        ),
+        "held_out_classes": args.held_out_classes,
         "n_images": n,
         "seeds": seeds,
         "epochs": [n_pre, n_cf],
@@ -138,28 +122,21 @@ def main():
         "fit_seconds": fit_seconds,
         "scores": scores,
     }
-    write("selfsupervised", args.quick, record, markdown(record))
+    stem = "selfsupervised_heldout" if args.held_out_classes else "selfsupervised"
+    write(stem, args.quick, record, markdown(record))
 
 
 def markdown(record):
     lines = markdown_header("Self-supervised N_pre on Fashion-MNIST", record) + [
-        f"D_cf: {record['n_images']} Fashion-MNIST training images; seeds {record['seeds']}; "
+        f"D_cf: {record['n_images']} Fashion-MNIST training images"
+        + (" of classes 0-4 (the network never sees 5-9)" if record.get("held_out_classes") else "")
+        + f"; seeds {record['seeds']}; "
         f"epochs (N_pre, N_cf) {record['epochs']}; K={record['n_clusters']}; fitting the "
         f"three networks took {np.mean(record['fit_seconds']):.0f} s per seed. Mean accuracy "
         f"(min-max over seeds).",
         "",
     ]
-    for target, rows in record["scores"].items():
-        lines += [
-            f"## {target}",
-            "",
-            "| representation | linear | 10-shot | 20-NN |",
-            "|---|---|---|---|",
-        ]
-        for name, cell in rows.items():
-            values = [f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in cell.values()]
-            lines.append(f"| {name} | " + " | ".join(values) + " |")
-        lines.append("")
+    lines += score_tables(record["scores"])
     return "\n".join(lines)
 
 

@@ -1,0 +1,196 @@
+"""How many clusters: a GridSearchCV over ``cf__n_clusters``, the way a user would run it.
+
+D is the first 5,000 Fashion-MNIST training images of classes 0-4 (the
+held-out-class protocol: no network sees classes 5-9), with their labels. One
+RotNet N_pre (10 epochs) is trained on D and shared by every fit, so the search
+varies K alone. The search is ``GridSearchCV`` (3 folds) over K in {10, 25, 50,
+100, 250, 500, 1000} of
+
+    Pipeline([("cf", ClusterFitTransformer(extractor=rotnet)),
+              ("clf", make_pipeline(StandardScaler(), LogisticRegression()))])
+
+scored by accuracy on the held-out fold (the in-domain score a user would
+select K with). Every fold's fitted ClusterFit is also probed, with the
+package's probes, on Fashion classes 5-9 (held-out classes), MNIST and digits
+28x28 (transfer), so the plot shows whether the K picked in-domain is the one
+that transfers. RotNet's own features are scored the same way as a reference.
+
+Usage::
+
+    python benchmarks/bench_n_clusters.py           # about 30 minutes
+    python benchmarks/bench_n_clusters.py --quick   # 600 images, two values of K
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _common import (
+    HELD_OUT_SPLIT,
+    RESULTS,
+    fashion_targets,
+    header,
+    markdown_header,
+    probe_scores,
+    shrink,
+    transfer_targets,
+    write,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skclusterfit import ClusterFitTransformer
+from skclusterfit.datasets import load_fashion_mnist
+
+N_CLUSTERS = [10, 25, 50, 100, 250, 500, 1000]
+SEEN = "Fashion 0-4 (seen classes)"
+IN_DOMAIN = f"{SEEN}: linear, cross-validated"
+
+
+def scorer(targets, seed):
+    """Score a fitted pipeline: its own accuracy on the fold, and probes of its features."""
+
+    def score(pipeline, X_fold, y_fold):
+        features = pipeline[:-1].transform
+        found = {IN_DOMAIN: pipeline.score(X_fold, y_fold)}
+        for target, (A_train, y_train, A_test, y_test) in targets.items():
+            probes = probe_scores(features(A_train), y_train, features(A_test), y_test, seed)
+            found.update({f"{target}: {probe}": value for probe, value in probes.items()})
+        return found
+
+    return score
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        n, grid, epochs, rotnet_epochs, folds = 600, [5, 10], 1, 1, 2
+    else:
+        n, grid, epochs, rotnet_epochs, folds = 5_000, N_CLUSTERS, 20, 10, 3
+    seed = 0
+    train = load_fashion_mnist("train")
+    in_d = np.flatnonzero(train.target[:50_000] < 5)[:n]
+    X, y = train.data[in_d], train.target[in_d]
+    targets = fashion_targets(HELD_OUT_SPLIT)
+    del targets[SEEN]  # the seen classes are scored on the search's own folds
+    targets.update(transfer_targets())
+    if args.quick:
+        targets = shrink(targets, 300)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+    start = time.perf_counter()
+    rotnet = (
+        ClusterFitTransformer(
+            extractor_epochs=rotnet_epochs, max_epochs=1, n_clusters=2, random_state=seed
+        )
+        .fit(X)
+        .extractor_
+    )
+    pipeline = Pipeline(
+        [
+            ("cf", ClusterFitTransformer(extractor=rotnet, max_epochs=epochs, random_state=seed)),
+            ("clf", probe),
+        ]
+    )
+    search = GridSearchCV(
+        pipeline,
+        {"cf__n_clusters": grid},
+        cv=folds,
+        scoring=scorer(targets, seed),
+        refit=IN_DOMAIN,
+    ).fit(X, y)
+    seconds = time.perf_counter() - start
+
+    reference = Pipeline(
+        [
+            ("rotnet", ClusterFitTransformer(extractor=rotnet, max_epochs=1, n_clusters=2)),
+            ("clf", probe),
+        ]
+    ).set_params(rotnet__feature_layer="extractor")
+    baseline = cross_validate(reference, X, y, cv=folds, scoring=scorer(targets, seed))
+
+    metrics = [
+        key[len("mean_test_") :] for key in search.cv_results_ if key.startswith("mean_test_")
+    ]
+    record = {
+        **header("bench_n_clusters.py", args.quick),
+        "n_images": n,
+        "seed": seed,
+        "folds": folds,
+        "epochs": {"RotNet": rotnet_epochs, "N_cf": epochs},
+        "best_n_clusters": search.best_params_["cf__n_clusters"],
+        "search_seconds": seconds,
+        "scores": {
+            metric: {
+                **{
+                    str(k): _plain(
+                        search.cv_results_[f"split{f}_test_{metric}"][i] for f in range(folds)
+                    )
+                    for i, k in enumerate(grid)
+                },
+                "RotNet": _plain(baseline[f"test_{metric}"]),
+            }
+            for metric in metrics
+        },
+    }
+    write("n_clusters", args.quick, record, markdown(record, grid))
+    plot(record, grid)
+
+
+def _plain(values) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+def markdown(record, grid):
+    lines = markdown_header("Number of clusters: GridSearchCV over cf__n_clusters", record) + [
+        f"D: {record['n_images']} Fashion-MNIST training images of classes 0-4; "
+        f"{record['folds']}-fold GridSearchCV, seed {record['seed']}; RotNet "
+        f"{record['epochs']['RotNet']} epochs, shared; N_cf {record['epochs']['N_cf']} epochs. "
+        f"Best K by the cross-validated in-domain score: **{record['best_n_clusters']}**. "
+        f"The search took {record['search_seconds']:.0f} s. Mean accuracy over the folds "
+        "(min-max); the RotNet column is N_pre's own features, probed the same way.",
+        "",
+        "| score | " + " | ".join(f"K={k}" for k in grid) + " | RotNet |",
+        "|---" * (len(grid) + 2) + "|",
+    ]
+    for metric, cells in record["scores"].items():
+        values = [f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in cells.values()]
+        lines.append(f"| {metric} | " + " | ".join(values) + " |")
+    return "\n".join(lines + [""])
+
+
+def plot(record, grid):
+    """Linear-probe accuracy against K, one line per target (PNG next to the JSON)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for metric, cells in record["scores"].items():
+        if not (metric.endswith("linear") or metric == IN_DOMAIN):
+            continue
+        values = [cells[str(k)] for k in grid]
+        means = np.array([np.mean(v) for v in values])
+        low = means - np.array([min(v) for v in values])
+        high = np.array([max(v) for v in values]) - means
+        line = ax.errorbar(grid, means, yerr=[low, high], marker="o", capsize=3, label=metric)
+        ax.axhline(np.mean(cells["RotNet"]), color=line[0].get_color(), linestyle=":")
+    ax.axvline(record["best_n_clusters"], color="grey", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("number of clusters K (grey: picked by GridSearchCV)")
+    ax.set_ylabel("linear probe accuracy (dotted: RotNet)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    stem = "n_clusters_quick" if "--quick" in record["command"] else "n_clusters"
+    fig.savefig(RESULTS / f"{stem}.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
