@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _distributed as distributed
 from ._checkpoints import Checkpoints, fingerprint
 from ._clustering import CLUSTERERS, Clustering, cluster
 from ._extractors import fit_extractor
@@ -295,9 +296,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         source = check_fit_inputs(self, X, y)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
+        # Ranks of a process group start from rank 0's seeds (random_state=None
+        # draws others on each) and only rank 0 writes checkpoints.
+        seeds = distributed.broadcast(seeds)
         stats = source.channel_stats()
         checkpoints = None
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and distributed.is_main():
             digest = fingerprint(self.get_params(deep=False), source.images, y)
             checkpoints = Checkpoints(self.checkpoint_dir, digest)
         with torch_threads(self.n_jobs):
@@ -313,9 +317,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     torch.Generator().manual_seed(int(seeds[0])),
                     checkpoints,
                 )
-                embeddings = infer(extractor, source, self.batch_size, device)
+                embeddings = infer(extractor, source, self.batch_size, device, shard=True)
             self._say(f"extractor: {embeddings.shape[1]} features per image")
-            clustering = self._cluster(embeddings, int(seeds[1]), checkpoints)
+            clustering = None
+            if distributed.is_main():
+                clustering = self._cluster(embeddings, int(seeds[1]), checkpoints)
+            clustering = distributed.broadcast(clustering)
             n_found = int(clustering.labels.max()) + 1
             self._say(
                 f"clustering: {clustering.method} found {n_found} clusters "
@@ -451,5 +458,5 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         )
 
     def _say(self, message: str) -> None:
-        if self.verbose >= 1:
+        if self.verbose >= 1 and distributed.is_main():
             print(f"[ClusterFit] {message}", file=sys.stderr, flush=True)
