@@ -105,7 +105,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Training epochs of a trained extractor (``"rotnet"``, ``"supervised"``).
     batch_size : int, default=128
         Images per training step (each shown at every rotation for ``"rotnet"``)
-        and per inference batch.
+        and per inference batch; per process when ``fit`` runs under
+        ``torch.distributed`` (see Notes).
     learning_rate : float, default=0.05
         Peak learning rate of SGD with Nesterov momentum 0.9.
     lr_schedule : {"cosine", "constant"}, default="cosine"
@@ -141,7 +142,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         finished epoch, and on the CPU ends with the same features as an
         uninterrupted fit. Checkpoints of another fit, or damaged ones, are
         refused with an error. Files are kept after the fit; delete the
-        folder to start afresh.
+        folder to start afresh. Under ``torch.distributed`` only rank 0 reads
+        and writes them.
 
     Attributes
     ----------
@@ -178,6 +180,18 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     Notes
     -----
     Torch computes in float32, so ``transform`` returns float32.
+
+    ``fit`` called on every rank of an initialised ``torch.distributed``
+    process group of several processes (a script launched by ``torchrun``)
+    shares the work out: each rank embeds a block of the images and trains on
+    its share of every epoch, with ``batch_size`` images per step and
+    gradients averaged by ``DistributedDataParallel``; rank 0 clusters and
+    sends the pseudo-labels to the others, and only rank 0 prints. Every rank
+    ends with the same fitted transformer, plain and picklable. The package
+    never initialises a process group itself, and ``transform`` always runs
+    in the calling process alone. The ranks must get the same ``X`` and
+    parameters. On GPUs each rank uses the current CUDA device (set it with
+    ``torch.cuda.set_device``) when ``device`` is ``"auto"`` or ``"cuda"``.
 
     References
     ----------
