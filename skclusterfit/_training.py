@@ -18,6 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from . import _distributed as distributed
 
 # Convolutions run faster on NHWC memory (measured in benchmarks/perf_training.py).
 CHANNELS_LAST = torch.channels_last
@@ -41,14 +44,21 @@ class TrainConfig:
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` is CUDA when available, else the CPU; other strings as torch reads them."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return _rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        resolved = torch.device(device)
+        resolved = _rank_device(torch.device(device))
     except RuntimeError as exc:
         raise ValueError(f"device={device!r} is not a device torch knows: {exc}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available.")
     return resolved
+
+
+def _rank_device(device: torch.device) -> torch.device:
+    """A GPU without an index means this rank's own GPU inside a process group."""
+    if device.type == "cuda" and device.index is None and distributed.active():
+        return distributed.cuda_device()
+    return device
 
 
 @contextlib.contextmanager
@@ -115,17 +125,32 @@ def train(
     -------
     history : list of dict
         One record per epoch: stage, epoch, loss, accuracy, seconds.
+
+    Notes
+    -----
+    Inside a process group of several ranks (see ``_distributed``), every rank
+    draws the same epoch order and trains on its share of it, with
+    ``batch_size`` images per rank and step; gradients are averaged over the
+    ranks by ``DistributedDataParallel``, so the network stays the same on
+    every rank. Each rank augments its images with its own generator. Only
+    rank 0 prints and writes checkpoints (pass ``checkpoints=None`` to the
+    others), and it hands its checkpoint to the other ranks on resuming.
     """
     device = config.device
     network.to(device, memory_format=CHANNELS_LAST).train()
+    model = network
+    if distributed.active():
+        ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(network, device_ids=ids)
     if targets is None or targets.ndim == 2:
         usable = np.arange(len(source))
         labels = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
     else:
         usable = np.flatnonzero(targets >= 0)
         labels = torch.as_tensor(targets, dtype=torch.long)
-    batch_size = min(config.batch_size, len(usable))
-    steps = math.ceil(len(usable) / batch_size)
+    n_local = len(distributed.shard(usable))
+    batch_size = min(config.batch_size, n_local)
+    steps = math.ceil(n_local / batch_size)
     optimizer = torch.optim.SGD(
         network.parameters(),
         lr=config.learning_rate,
@@ -141,6 +166,7 @@ def train(
     history: list[dict] = []
     first_epoch = 1
     saved = checkpoints.load(stage) if checkpoints is not None else None
+    saved = distributed.broadcast(saved)
     if saved is not None:
         network.load_state_dict(saved["network"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -151,19 +177,27 @@ def train(
     for epoch in range(first_epoch, config.epochs + 1):
         start = time.perf_counter()
         order = _epoch_order(usable, weights, generator)
-        progress = _Progress(stage, epoch, config.epochs, steps, config.verbose)
+        augmenter = generator
+        if distributed.active():
+            # Drawn from the shared generator, so that the ranks' orders stay
+            # in step and a resumed epoch augments as the first run did.
+            seed = int(torch.randint(2**62, (1,), generator=generator))
+            augmenter = torch.Generator().manual_seed(seed + distributed.rank())
+            order = distributed.shard(order)
+        verbose = config.verbose if distributed.is_main() else 0
+        progress = _Progress(stage, epoch, config.epochs, steps, verbose)
         loss_sum, correct, seen = 0.0, 0, 0
         for indices, images in source.iter_batches(batch_size, order):
             if len(indices) < 2:  # batch norm needs two samples
                 continue
-            images = augment(images.to(device), config.augmentation, generator)
+            images = augment(images.to(device), config.augmentation, augmenter)
             images = images.contiguous(memory_format=CHANNELS_LAST)
             if labels is None:
                 images, batch_targets = rotations(images)
             else:
                 batch_targets = labels[indices]
             batch_targets = batch_targets.to(device)
-            logits = network(images)
+            logits = model(images)
             loss = F.cross_entropy(logits, batch_targets)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -179,12 +213,19 @@ def train(
             correct += (logits.argmax(1) == hard).sum().item()
             seen += len(batch_targets)
             progress.step(loss_sum / seen)
+        seconds = time.perf_counter() - start
+        # Every rank records the same numbers: sums over all ranks' images,
+        # and the mean time.
+        loss_sum, correct, seen, seconds = distributed.sum_over_ranks(
+            [loss_sum, correct, seen, seconds]
+        )
+        seconds /= distributed.world_size()
         record = {
             "stage": stage,
             "epoch": epoch,
             "loss": loss_sum / max(seen, 1),
             "accuracy": correct / max(seen, 1),
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds,
         }
         progress.close(record)
         history.append(record)
@@ -200,6 +241,7 @@ def train(
                     "history": history,
                 },
             )
+    distributed.share_buffers(network)
     network.eval()
     return history
 
@@ -219,15 +261,29 @@ def _set_random_states(states: dict, generator: torch.Generator, device: torch.d
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
-def infer(module: nn.Module, source, batch_size: int, device: torch.device) -> np.ndarray:
-    """Outputs of ``module`` on every image of ``source``, as float32 (n, d)."""
+def infer(
+    module: nn.Module, source, batch_size: int, device: torch.device, shard: bool = False
+) -> np.ndarray:
+    """Outputs of ``module`` on every image of ``source``, as float32 (n, d).
+
+    With ``shard=True`` inside a process group, each rank computes a block of
+    the images and every rank gets all the outputs. All ranks must then call
+    it together, so ``transform`` (which a script may call on one rank only)
+    does not shard.
+    """
     module.to(device, memory_format=CHANNELS_LAST).eval()
+    n = len(source)
+    rows = distributed.block(n) if shard else np.arange(n)
+    # A rank with no block (fewer images than ranks) still runs one image to
+    # learn the output width the gather needs.
+    order = rows if len(rows) else np.arange(1)
     outputs = []
     with torch.inference_mode():
-        for _, images in source.iter_batches(batch_size):
+        for _, images in source.iter_batches(batch_size, order):
             images = images.to(device).contiguous(memory_format=CHANNELS_LAST)
             outputs.append(module(images).flatten(1).float().cpu().numpy())
-    return np.concatenate(outputs)
+    local = np.concatenate(outputs)[: len(rows)]
+    return distributed.gather_blocks(local, n) if shard else local
 
 
 def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> torch.Tensor:

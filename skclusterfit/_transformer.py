@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _distributed as distributed
 from ._checkpoints import Checkpoints, fingerprint
 from ._clustering import CLUSTERERS, Clustering, cluster
 from ._extractors import fit_extractor
@@ -104,7 +105,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Training epochs of a trained extractor (``"rotnet"``, ``"supervised"``).
     batch_size : int, default=128
         Images per training step (each shown at every rotation for ``"rotnet"``)
-        and per inference batch.
+        and per inference batch; per process when ``fit`` runs under
+        ``torch.distributed`` (see Notes).
     learning_rate : float, default=0.05
         Peak learning rate of SGD with Nesterov momentum 0.9.
     lr_schedule : {"cosine", "constant"}, default="cosine"
@@ -140,7 +142,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         finished epoch, and on the CPU ends with the same features as an
         uninterrupted fit. Checkpoints of another fit, or damaged ones, are
         refused with an error. Files are kept after the fit; delete the
-        folder to start afresh.
+        folder to start afresh. Under ``torch.distributed`` only rank 0 reads
+        and writes them.
 
     Attributes
     ----------
@@ -177,6 +180,18 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     Notes
     -----
     Torch computes in float32, so ``transform`` returns float32.
+
+    ``fit`` called on every rank of an initialised ``torch.distributed``
+    process group of several processes (a script launched by ``torchrun``)
+    shares the work out: each rank embeds a block of the images and trains on
+    its share of every epoch, with ``batch_size`` images per step and
+    gradients averaged by ``DistributedDataParallel``; rank 0 clusters and
+    sends the pseudo-labels to the others, and only rank 0 prints. Every rank
+    ends with the same fitted transformer, plain and picklable. The package
+    never initialises a process group itself, and ``transform`` always runs
+    in the calling process alone. The ranks must get the same ``X`` and
+    parameters. On GPUs each rank uses the current CUDA device (set it with
+    ``torch.cuda.set_device``) when ``device`` is ``"auto"`` or ``"cuda"``.
 
     References
     ----------
@@ -295,9 +310,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         source = check_fit_inputs(self, X, y)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
+        # Ranks of a process group start from rank 0's seeds (random_state=None
+        # draws others on each) and only rank 0 writes checkpoints.
+        seeds = distributed.broadcast(seeds)
         stats = source.channel_stats()
         checkpoints = None
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and distributed.is_main():
             digest = fingerprint(self.get_params(deep=False), source.images, y)
             checkpoints = Checkpoints(self.checkpoint_dir, digest)
         with torch_threads(self.n_jobs):
@@ -313,9 +331,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     torch.Generator().manual_seed(int(seeds[0])),
                     checkpoints,
                 )
-                embeddings = infer(extractor, source, self.batch_size, device)
+                embeddings = infer(extractor, source, self.batch_size, device, shard=True)
             self._say(f"extractor: {embeddings.shape[1]} features per image")
-            clustering = self._cluster(embeddings, int(seeds[1]), checkpoints)
+            clustering = None
+            if distributed.is_main():
+                clustering = self._cluster(embeddings, int(seeds[1]), checkpoints)
+            clustering = distributed.broadcast(clustering)
             n_found = int(clustering.labels.max()) + 1
             self._say(
                 f"clustering: {clustering.method} found {n_found} clusters "
@@ -451,5 +472,5 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         )
 
     def _say(self, message: str) -> None:
-        if self.verbose >= 1:
+        if self.verbose >= 1 and distributed.is_main():
             print(f"[ClusterFit] {message}", file=sys.stderr, flush=True)
