@@ -217,15 +217,34 @@ def _set_random_states(states: dict, generator: torch.Generator, device: torch.d
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
-def infer(module: nn.Module, source, batch_size: int, device: torch.device) -> np.ndarray:
-    """Outputs of ``module`` on every image of ``source``, as float32 (n, d)."""
+def infer(
+    module: nn.Module, source, batch_size: int, device: torch.device, out_file=None
+) -> np.ndarray:
+    """Outputs of ``module`` on every image of ``source``, as float32 (n, d).
+
+    With ``out_file``, the outputs are written batch by batch to that ``.npy``
+    file and returned memory-mapped, so that they need not fit in memory.
+    """
     module.to(device, memory_format=CHANNELS_LAST).eval()
     outputs = []
     with torch.inference_mode():
-        for _, images in source.iter_batches(batch_size):
+        for indices, images in source.iter_batches(batch_size):
             images = images.to(device).contiguous(memory_format=CHANNELS_LAST)
-            outputs.append(module(images).flatten(1).float().cpu().numpy())
-    return np.concatenate(outputs)
+            batch = module(images).flatten(1).float().cpu().numpy()
+            if out_file is None:
+                outputs.append(batch)
+                continue
+            if not outputs:  # the width is known from the first batch
+                outputs.append(
+                    np.lib.format.open_memmap(
+                        out_file, "w+", np.float32, (len(source), batch.shape[1])
+                    )
+                )
+            outputs[0][indices] = batch
+    if out_file is None:
+        return np.concatenate(outputs)
+    outputs[0].flush()
+    return outputs[0]
 
 
 def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> torch.Tensor:
