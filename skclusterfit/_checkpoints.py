@@ -23,17 +23,26 @@ import torch
 
 FORMAT = 1
 # Parameters that do not change what a fit computes on the CPU.
-_IGNORED_PARAMS = ("checkpoint_dir", "verbose", "n_jobs", "feature_layer")
+_IGNORED_PARAMS = (
+    "checkpoint_dir",
+    "verbose",
+    "n_jobs",
+    "feature_layer",
+    "num_workers",
+    "features_dir",
+)
 
 
-def fingerprint(params: dict, images: np.ndarray, y) -> str:
-    """A digest of the parameters, the images and the labels of a fit."""
+def fingerprint(params: dict, source, y) -> str:
+    """A digest of the parameters, the images and the labels of a fit.
+
+    ``source`` is an image source (see ``_inputs``): arrays are hashed one image
+    at a time; image files by their paths, sizes and modification times.
+    """
     digest = hashlib.sha256()
     kept = {k: _describe(v) for k, v in sorted(params.items()) if k not in _IGNORED_PARAMS}
     digest.update(json.dumps(kept, sort_keys=True).encode())
-    digest.update(f"{images.shape}{images.dtype}".encode())
-    for row in images:  # one image at a time: no copy of the whole set
-        digest.update(np.ascontiguousarray(row).data)
+    source.update_digest(digest)
     if y is not None:
         digest.update(np.ascontiguousarray(np.asarray(y)).data)
     return digest.hexdigest()

@@ -3,6 +3,12 @@
 Features are optionally PCA-whitened and L2-normalised (DeepCluster and VISSL do
 both), then clustered. The pseudo-labels returned are contiguous ids
 ``0 .. n_clusters_ - 1``: clusters that end up empty are dropped, with a warning.
+
+The features may be a memory-mapped array larger than memory: every step reads
+them a chunk of rows at a time. PCA is fitted on a seeded sample, the prepared
+features are written to a memory-mapped file when a folder is given, faiss is
+trained on a seeded sample and assigns in chunks, and scikit-learn's k-means
+estimators read their batches straight from the mapped file.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
@@ -24,6 +31,14 @@ CLUSTERERS = ("auto", "kmeans", "minibatch", "faiss")
 # from random centres did, and was the fastest in 7 of those 8 cases (faiss was
 # faster once, at N=60k, d=128, K=100).
 AUTO_MIN_POINTS_PER_CLUSTER = 20
+# faiss k-means is trained on at most this many points per cluster, drawn at
+# random (seeded); every point is then assigned to its nearest centre. 256 is
+# faiss's own default, kept by VISSL's ClusterFit pipeline.
+FAISS_MAX_POINTS_PER_CENTROID = 256
+# PCA whitening is fitted on at most this many points, drawn at random (seeded).
+PCA_MAX_SAMPLES = 50_000
+# Rows transformed, assigned or summed at a time.
+CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -34,6 +49,7 @@ class Clustering:
     centers: np.ndarray
     method: str
     seconds: float
+    n_fitted: int | None = None  # points the clusterer was fitted on
 
 
 def cluster(
@@ -43,12 +59,14 @@ def cluster(
     pca_components: int | None,
     l2_normalize: bool,
     seed: int,
+    folder=None,
 ) -> Clustering:
     """Cluster ``features`` (n, d) into at most ``n_clusters`` groups.
 
     Parameters
     ----------
     features : ndarray of shape (n_samples, n_features)
+        In memory or memory-mapped; read a chunk of rows at a time.
     n_clusters : int
     clusterer : str or estimator
         One of ``CLUSTERERS`` or a scikit-learn clusterer (cloned; its
@@ -58,32 +76,35 @@ def cluster(
     l2_normalize : bool
         L2-normalise the features (after whitening, if any).
     seed : int
-        Random seed of the clusterer.
+        Random seed of the samples and of the clusterer.
+    folder : str, path or None
+        Where the whitened or normalised features are written, memory-mapped;
+        None keeps them in memory.
 
     Returns
     -------
     Clustering
         Labels (-1 for samples the clusterer left unassigned), centres in the
-        space that was clustered, the method used and its time.
+        space that was clustered, the method used, its time and the number of
+        points it was fitted on.
     """
     start = time.perf_counter()
-    features = np.asarray(features, dtype=np.float32)
-    if pca_components is not None:
-        n_components = min(pca_components, *features.shape)
-        features = PCA(n_components, whiten=True, random_state=seed).fit_transform(features)
-        features = features.astype(np.float32, copy=False)
-    if l2_normalize:
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        features = features / np.maximum(norms, 1e-12)
+    features = _prepare(features, pca_components, l2_normalize, seed, folder)
 
     method = _choose(clusterer, len(features), n_clusters)
     expected = n_clusters
+    n_fitted = len(features)
     if method == "faiss":
-        labels = _faiss_kmeans(features, n_clusters, seed)
+        labels, n_fitted = _faiss_kmeans(features, n_clusters, seed)
     else:
         model = _sklearn_model(method, clusterer, n_clusters, seed)
-        if "n_clusters" not in model.get_params():
+        params = model.get_params()
+        if "n_clusters" not in params:
             expected = None  # the clusterer decides how many clusters there are
+        if folder is not None and "copy_x" in params:
+            # KMeans would copy the mapped features into memory; it centres them
+            # in place instead and restores them after.
+            model.set_params(copy_x=False)
         with warnings.catch_warnings():
             # Too few distinct points is reported below, in the package's own words.
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -91,9 +112,57 @@ def cluster(
         labels = np.asarray(model.labels_)
 
     labels = _contiguous(labels, expected)
-    centers = np.stack([features[labels == k].mean(0) for k in range(labels.max() + 1)])
+    centers = _cluster_means(features, labels)
     name = method if isinstance(method, str) else type(method).__name__
-    return Clustering(labels, centers, name, time.perf_counter() - start)
+    return Clustering(labels, centers, name, time.perf_counter() - start, n_fitted)
+
+
+def _prepare(features, pca_components, l2_normalize: bool, seed: int, folder) -> np.ndarray:
+    """Whitened and/or L2-normalised float32 features, computed a chunk at a time."""
+    if pca_components is None and not l2_normalize:
+        return features if folder is not None else np.asarray(features, dtype=np.float32)
+    n_samples, width = features.shape
+    pca = None
+    if pca_components is not None:
+        sample = _sample(features, PCA_MAX_SAMPLES, seed)
+        pca = PCA(min(pca_components, *sample.shape), whiten=True, random_state=seed)
+        pca.fit(sample)
+        width = pca.n_components_
+    if folder is None:
+        out = np.empty((n_samples, width), dtype=np.float32)
+    else:
+        out = np.lib.format.open_memmap(
+            Path(folder) / "clustered.npy", "w+", np.float32, (n_samples, width)
+        )
+    for start in range(0, n_samples, CHUNK_ROWS):
+        chunk = np.asarray(features[start : start + CHUNK_ROWS], dtype=np.float32)
+        if pca is not None:
+            chunk = pca.transform(chunk).astype(np.float32, copy=False)
+        if l2_normalize:
+            norms = np.linalg.norm(chunk, axis=1, keepdims=True)
+            chunk = chunk / np.maximum(norms, 1e-12)
+        out[start : start + CHUNK_ROWS] = chunk
+    return out
+
+
+def _sample(features, max_rows: int, seed: int) -> np.ndarray:
+    """At most ``max_rows`` rows drawn at random (seeded), as contiguous float32."""
+    if len(features) <= max_rows:
+        return np.ascontiguousarray(features, dtype=np.float32)
+    rows = np.sort(np.random.RandomState(seed).choice(len(features), max_rows, replace=False))
+    return np.ascontiguousarray(features[rows], dtype=np.float32)
+
+
+def _cluster_means(features, labels: np.ndarray) -> np.ndarray:
+    """Mean of each cluster's features, summed a chunk at a time."""
+    n_found = int(labels.max()) + 1
+    sums = np.zeros((n_found, features.shape[1]))
+    for start in range(0, len(features), CHUNK_ROWS):
+        chunk_labels = labels[start : start + CHUNK_ROWS]
+        kept = chunk_labels >= 0
+        np.add.at(sums, chunk_labels[kept], features[start : start + CHUNK_ROWS][kept])
+    counts = np.bincount(labels[labels >= 0], minlength=n_found)
+    return (sums / counts[:, None]).astype(np.float32)
 
 
 def _choose(clusterer, n_samples: int, n_clusters: int):
@@ -124,13 +193,15 @@ def _sklearn_model(method, clusterer, n_clusters: int, seed: int):
     return model
 
 
-def _faiss_kmeans(features: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+def _faiss_kmeans(features, n_clusters: int, seed: int) -> tuple[np.ndarray, int]:
+    """Labels from faiss k-means trained on a sample, and the sample's size."""
     try:
         import faiss
     except ImportError:
         raise ImportError(
             "clusterer='faiss' needs the faiss package: pip install 'skclusterfit[faiss]'."
         ) from None
+    train = _sample(features, FAISS_MAX_POINTS_PER_CENTROID * n_clusters, seed)
     kmeans = faiss.Kmeans(
         features.shape[1],
         n_clusters,
@@ -138,12 +209,15 @@ def _faiss_kmeans(features: np.ndarray, n_clusters: int, seed: int) -> np.ndarra
         seed=seed,
         verbose=False,
         min_points_per_centroid=1,  # no warning printed for few points per centre
-        # Use every point: faiss would otherwise subsample to 256 per centre.
-        max_points_per_centroid=max(len(features), 1),
+        # The sample is drawn above, so faiss has nothing left to subsample.
+        max_points_per_centroid=FAISS_MAX_POINTS_PER_CENTROID,
     )
-    kmeans.train(np.ascontiguousarray(features))
-    _, labels = kmeans.index.search(np.ascontiguousarray(features), 1)
-    return labels.ravel().astype(np.int64)
+    kmeans.train(train)
+    labels = np.empty(len(features), dtype=np.int64)
+    for start in range(0, len(features), CHUNK_ROWS):
+        chunk = np.ascontiguousarray(features[start : start + CHUNK_ROWS], dtype=np.float32)
+        labels[start : start + CHUNK_ROWS] = kmeans.index.search(chunk, 1)[1].ravel()
+    return labels, len(train)
 
 
 def _contiguous(labels: np.ndarray, n_clusters: int | None) -> np.ndarray:

@@ -262,26 +262,46 @@ def _set_random_states(states: dict, generator: torch.Generator, device: torch.d
 
 
 def infer(
-    module: nn.Module, source, batch_size: int, device: torch.device, shard: bool = False
+    module: nn.Module,
+    source,
+    batch_size: int,
+    device: torch.device,
+    shard: bool = False,
+    out_file=None,
 ) -> np.ndarray:
     """Outputs of ``module`` on every image of ``source``, as float32 (n, d).
 
     With ``shard=True`` inside a process group, each rank computes a block of
-    the images and every rank gets all the outputs. All ranks must then call
-    it together, so ``transform`` (which a script may call on one rank only)
-    does not shard.
+    the images and every rank gets all the outputs, in memory. All ranks must
+    then call it together, so ``transform`` (which a script may call on one
+    rank only) does not shard. Otherwise, with ``out_file``, the outputs are
+    written batch by batch to that ``.npy`` file and returned memory-mapped,
+    so that they need not fit in memory.
     """
     module.to(device, memory_format=CHANNELS_LAST).eval()
     n = len(source)
+    shard = shard and distributed.active()
     rows = distributed.block(n) if shard else np.arange(n)
     # A rank with no block (fewer images than ranks) still runs one image to
     # learn the output width the gather needs.
     order = rows if len(rows) else np.arange(1)
+    to_disk = out_file is not None and not shard
     outputs = []
     with torch.inference_mode():
-        for _, images in source.iter_batches(batch_size, order):
+        for indices, images in source.iter_batches(batch_size, order):
             images = images.to(device).contiguous(memory_format=CHANNELS_LAST)
-            outputs.append(module(images).flatten(1).float().cpu().numpy())
+            batch = module(images).flatten(1).float().cpu().numpy()
+            if not to_disk:
+                outputs.append(batch)
+                continue
+            if not outputs:  # the width is known from the first batch
+                outputs.append(
+                    np.lib.format.open_memmap(out_file, "w+", np.float32, (n, batch.shape[1]))
+                )
+            outputs[0][indices] = batch
+    if to_disk:
+        outputs[0].flush()
+        return outputs[0]
     local = np.concatenate(outputs)[: len(rows)]
     return distributed.gather_blocks(local, n) if shard else local
 

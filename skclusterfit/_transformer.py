@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
 import sys
+import tempfile
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,6 +51,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     ``transform`` returns N_cf's pooled penultimate features, computed in
     batches.
 
+    ``X`` may be an array of images, a sequence of image file paths or a
+    ``torch.utils.data.Dataset`` of images; files and Datasets are decoded a
+    batch at a time, so they need not fit in memory (see ``image_size``,
+    ``num_workers`` and ``features_dir``).
+
     Parameters
     ----------
     n_clusters : int, default=100
@@ -77,7 +85,18 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         of a 2-D ``X`` (in the order numpy's ``reshape`` gives). ``"auto"``
         reads a square grey image when ``n_features`` is a perfect square, and
         otherwise a ``1 x n_features`` signal. N-D inputs ``(n, H, W)``,
-        ``(n, H, W, C)`` and ``(n, C, H, W)`` carry their own shape.
+        ``(n, H, W, C)`` and ``(n, C, H, W)`` carry their own shape; image
+        files and Datasets too (see ``image_size``).
+    image_size : int, (height, width) or None, default=None
+        For image files and Datasets: the size every image is resized to
+        (bilinear) in ``fit``; ``None`` is the size of the first image. The
+        first image also sets the colour mode: grey when it is grey (PIL modes
+        "1", "L", "I", "F" and their variants, or one channel), else RGB, and
+        every image is converted to that mode (alpha is dropped). ``transform``
+        resizes and converts every image to the size and mode found in ``fit``,
+        so a model fitted on arrays transforms files of any size. Arrays are
+        never resized: an ``image_size`` that differs from an array's images
+        raises ``ValueError``.
     architecture : str or callable, default="auto"
         The network trained for N_cf (and for trained extractors):
         ``"cnn"``, a compact four-block CNN; ``"resnet18_small"``, ResNet-18
@@ -88,15 +107,19 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     clusterer : str or estimator, default="auto"
         ``"kmeans"`` (scikit-learn's KMeans, k-means++ initialisation),
         ``"minibatch"`` (MiniBatchKMeans), ``"faiss"`` (needs the ``faiss``
-        extra) or ``"auto"``, the fastest method whose inertia came within 2% of
-        the best in the package's clustering benchmark: KMeans with k-means++
+        extra; trained on at most 256 images per cluster drawn at random, as
+        faiss and VISSL do by default, then every image is assigned to its
+        nearest centre; ``verbose=1`` prints how many) or ``"auto"``, the
+        fastest method whose inertia came within 2% of the best in the
+        package's clustering benchmark: KMeans with k-means++
         for fewer than 20 images per cluster, else KMeans from random centres
         (``clusterer_`` says which ran). Any scikit-learn clusterer may be given
         instead; a clone is fitted, with its ``n_clusters`` and
         ``random_state`` set where it has them.
     pca_components : int or None, default=None
         PCA-whiten the features to this many components before clustering,
-        as DeepCluster does.
+        as DeepCluster does. PCA is fitted on at most 50,000 images drawn at
+        random.
     l2_normalize : bool, default=True
         L2-normalise the features before clustering.
     max_epochs : int, default=20
@@ -144,6 +167,23 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         refused with an error. Files are kept after the fit; delete the
         folder to start afresh. Under ``torch.distributed`` only rank 0 reads
         and writes them.
+    num_workers : int, default=0
+        Worker processes of the ``torch.utils.data.DataLoader`` that decodes
+        image files and Datasets (0 decodes in the main process). A Dataset
+        must then be picklable. Arrays ignore it.
+    features_dir : str, path or None, default=None
+        Folder for N_pre's features (``n_samples x d`` float32, the only
+        per-image array of ``fit``), so that very many images need not fit in
+        memory: they are written batch by batch to a memory-mapped file in a
+        temporary subfolder, removed at the end of ``fit``. Clustering then
+        reads them a chunk at a time: PCA is fitted on a sample, the
+        normalised features go to a second mapped file, ``"faiss"`` trains on
+        a sample and assigns in chunks, and the k-means clusterers read their
+        batches from the mapped file (other scikit-learn clusterers get the
+        mapped array and may load it). The clusters are the same as without
+        it. ``None`` keeps the features in memory. Under ``torch.distributed``
+        the ranks' features are gathered in memory; only the clustering's
+        normalised copy goes to the folder.
 
     Attributes
     ----------
@@ -169,7 +209,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     input_range_ : tuple of float
         Values mapped to [0, 1]: (0, 255) for uint8 data, else the data's range.
     n_features_in_ : int
-        Number of values per image.
+        Number of values per image (``H * W * C``, also for files and Datasets).
     feature_names_in_ : ndarray of str
         Column names of ``X``, when it has string column names.
 
@@ -239,6 +279,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "checkpoint_dir": [str, os.PathLike, None],
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "features_dir": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -266,6 +309,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         random_state=None,
         verbose=0,
         checkpoint_dir=None,
+        image_size=None,
+        num_workers=0,
+        features_dir=None,
     ):
         self.n_clusters = n_clusters
         self.extractor = extractor
@@ -289,6 +335,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.image_size = image_size
+        self.num_workers = num_workers
+        self.features_dir = features_dir
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -296,9 +345,16 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Images, flat (see ``image_shape``) or N-D; any real dtype. The
-            data are converted to float32 one batch at a time.
+        X : array-like, sequence of paths or torch Dataset
+            Images: an array, flat ``(n_samples, n_features)`` (see
+            ``image_shape``) or N-D, of any real dtype; a list, tuple or 1-D
+            array of image file paths (str or ``pathlib.Path``) that PIL can
+            read; or a ``torch.utils.data.Dataset`` whose items are PIL images,
+            ``(H, W)`` or ``(H, W, C)`` arrays, or ``(C, H, W)`` tensors, uint8
+            (0-255) or float (in [0, 1]), or tuples whose first element is one
+            of these, such as torchvision's ``(image, label)``. Files and
+            Datasets are read in batches (see ``image_size``). The data are
+            converted to float32 one batch at a time.
         y : array-like of shape (n_samples,), default=None
             Labels; used only by ``extractor="supervised"``.
 
@@ -316,9 +372,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         stats = source.channel_stats()
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
-            digest = fingerprint(self.get_params(deep=False), source.images, y)
+            digest = fingerprint(self.get_params(deep=False), source, y)
             checkpoints = Checkpoints(self.checkpoint_dir, digest)
-        with torch_threads(self.n_jobs):
+        with torch_threads(self.n_jobs), self._scratch_folder() as scratch:
             with seeded(int(seeds[0]), device):
                 extractor, history = fit_extractor(
                     self.extractor,
@@ -331,16 +387,28 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     torch.Generator().manual_seed(int(seeds[0])),
                     checkpoints,
                 )
-                embeddings = infer(extractor, source, self.batch_size, device, shard=True)
-            self._say(f"extractor: {embeddings.shape[1]} features per image")
+                embeddings = infer(
+                    extractor,
+                    source,
+                    self.batch_size,
+                    device,
+                    shard=True,
+                    out_file=None if scratch is None else scratch / "embeddings.npy",
+                )
+            n_embedding = embeddings.shape[1]
+            self._say(f"extractor: {n_embedding} features per image")
             clustering = None
             if distributed.is_main():
-                clustering = self._cluster(embeddings, int(seeds[1]), checkpoints)
+                clustering = self._cluster(embeddings, int(seeds[1]), checkpoints, scratch)
             clustering = distributed.broadcast(clustering)
+            del embeddings  # the clusters are all that later stages need
             n_found = int(clustering.labels.max()) + 1
+            fitted_on = ""
+            if clustering.n_fitted is not None and clustering.n_fitted < len(clustering.labels):
+                fitted_on = f", fitted on {clustering.n_fitted} of {len(clustering.labels)} images"
             self._say(
                 f"clustering: {clustering.method} found {n_found} clusters "
-                f"in {clustering.seconds:.1f}s"
+                f"in {clustering.seconds:.1f}s{fitted_on}"
             )
             with seeded(int(seeds[2]), device):
                 network = build_network(self.architecture, source.shape, n_found, *stats)
@@ -360,7 +428,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.n_clusters_ = n_found
         self.clusterer_ = clustering.method
         self.history_ = history
-        self._extractor_n_features = embeddings.shape[1]
+        self._extractor_n_features = n_embedding
         return self
 
     def transform(self, X):
@@ -368,8 +436,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Images laid out as in ``fit``.
+        X : array-like, sequence of paths or torch Dataset
+            Images laid out as in ``fit``, or image files or a Dataset as
+            ``fit`` takes them, resized and converted to the image size and
+            colour mode found in ``fit``.
 
         Returns
         -------
@@ -432,7 +502,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 state[key] = copy.deepcopy(module).to("cpu")
         return state
 
-    def _cluster(self, embeddings, seed: int, checkpoints) -> Clustering:
+    def _cluster(self, embeddings, seed: int, checkpoints, scratch=None) -> Clustering:
         """Stage 2, or its result from the checkpoint of an interrupted fit."""
         saved = checkpoints.load("clustering") if checkpoints is not None else None
         if saved is not None:
@@ -446,6 +516,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             self.pca_components,
             self.l2_normalize,
             seed,
+            scratch,
         )
         if checkpoints is not None:
             checkpoints.save(
@@ -457,6 +528,20 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 },
             )
         return clustering
+
+    @contextlib.contextmanager
+    def _scratch_folder(self):
+        """A temporary subfolder of ``features_dir`` (None without one), removed after.
+
+        A subfolder of its own keeps fits that share ``features_dir`` (in a
+        parallel grid search, say) from writing over each other's files.
+        """
+        if self.features_dir is None:
+            yield None
+            return
+        Path(self.features_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.features_dir, prefix="skclusterfit-") as path:
+            yield Path(path)
 
     def _config(self, epochs: int, device: torch.device) -> TrainConfig:
         return TrainConfig(

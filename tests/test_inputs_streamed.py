@@ -1,0 +1,223 @@
+"""Image files and torch Datasets as inputs, streamed in batches; disk-backed features."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.utils._param_validation import InvalidParameterError
+from torch.utils.data import Dataset, IterableDataset
+
+import skclusterfit
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._clustering import cluster
+
+N_IMAGES = 120
+
+
+@pytest.fixture(scope="module")
+def grey(digits):
+    """120 digit images as uint8 (n, 8, 8)."""
+    return np.round(digits[0][:N_IMAGES].reshape(-1, 8, 8) * (255 / 16)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def grey_files(grey, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grey")
+    paths = [folder / f"{i}.png" for i in range(len(grey))]
+    for image, path in zip(grey, paths, strict=True):
+        Image.fromarray(image).save(path)
+    return paths
+
+
+@pytest.fixture
+def params():
+    return dict(
+        n_clusters=3, max_epochs=1, extractor_epochs=1, batch_size=32, device="cpu", random_state=0
+    )
+
+
+class Images(Dataset):
+    """A Dataset of (image, label) pairs, the image built by ``make`` from a uint8 array."""
+
+    def __init__(self, images, make):
+        self.images, self.make = images, make
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.make(self.images[index]), index % 10
+
+
+def test_grey_files_give_what_the_same_array_gives(grey, grey_files, params):
+    from_array = ClusterFitTransformer(**params).fit(grey)
+    from_files = ClusterFitTransformer(**params).fit([str(p) for p in grey_files])
+    assert from_files.image_shape_ == (8, 8, 1) and from_files.n_features_in_ == 64
+    np.testing.assert_array_equal(from_files.labels_, from_array.labels_)
+    expected = from_array.transform(grey)
+    np.testing.assert_allclose(from_files.transform(grey_files), expected, atol=1e-5)
+    # Files and arrays are interchangeable in transform, and a 1-D array of paths works.
+    np.testing.assert_allclose(from_array.transform(np.array(grey_files)), expected, atol=1e-5)
+    np.testing.assert_allclose(from_files.transform(grey.reshape(-1, 64)), expected, atol=1e-5)
+
+
+def test_rgb_files(grey, tmp_path, params):
+    colour = np.stack([grey, 255 - grey, grey // 2], axis=-1)
+    paths = [tmp_path / f"{i}.png" for i in range(len(colour))]
+    for image, path in zip(colour, paths, strict=True):
+        Image.fromarray(image).save(path)
+    from_files = ClusterFitTransformer(**params).fit(paths)
+    from_array = ClusterFitTransformer(**params).fit(colour)
+    assert from_files.image_shape_ == (8, 8, 3)
+    np.testing.assert_array_equal(from_files.labels_, from_array.labels_)
+    np.testing.assert_allclose(from_files.transform(paths), from_array.transform(colour), atol=1e-5)
+
+
+def test_mixed_sizes_are_resized(grey, tmp_path, params):
+    paths = []
+    for i, image in enumerate(grey[:40]):
+        side = 8 if i % 2 == 0 else 12
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).resize((side, side)).save(paths[-1])
+    first_size = ClusterFitTransformer(**params).fit(paths)
+    assert first_size.image_shape_ == (8, 8, 1)
+    cf = ClusterFitTransformer(**params, image_size=(10, 12)).fit(paths)
+    assert cf.image_shape_ == (10, 12, 1) and cf.n_features_in_ == 120
+    assert cf.transform(paths).shape == (40, 256)
+    # A model fitted at 8x8 transforms files of any size, resized to 8x8.
+    assert first_size.transform(paths[1::2]).shape == (20, 256)
+
+
+def test_dataset_of_labelled_images(grey, params):
+    reference = ClusterFitTransformer(**params).fit(grey)
+    expected = reference.transform(grey)
+    as_arrays = Images(grey, lambda image: image[:, :, None])
+    as_pil = Images(grey, Image.fromarray)
+    for dataset in (as_arrays, as_pil):
+        cf = ClusterFitTransformer(**params).fit(dataset)
+        np.testing.assert_array_equal(cf.labels_, reference.labels_)
+        np.testing.assert_allclose(cf.transform(dataset), expected, atol=1e-5)
+    # Float tensors in [0, 1], channels first, as torchvision's ToTensor gives.
+    as_tensors = Images(grey, lambda image: torch.from_numpy(image[None] / 255.0))
+    cf = ClusterFitTransformer(**params).fit(as_tensors)
+    assert cf.image_shape_ == (8, 8, 1) and cf.input_range_ == (0.0, 1.0)
+    np.testing.assert_allclose(cf.transform(as_tensors), cf.transform(grey), atol=1e-4)
+
+
+def test_workers_decode_the_same_images(grey_files, params):
+    cf = ClusterFitTransformer(**params).fit(grey_files)
+    expected = cf.transform(grey_files)
+    np.testing.assert_array_equal(cf.set_params(num_workers=2).transform(grey_files), expected)
+
+
+def test_model_fitted_on_files_clones_pickles_saves_and_loads(grey_files, tmp_path, params):
+    cf = ClusterFitTransformer(**params, image_size=8, features_dir=tmp_path / "f").fit(grey_files)
+    expected = cf.transform(grey_files)
+    assert clone(cf).get_params() == cf.get_params()
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(cf)).transform(grey_files), expected)
+    cf.save(tmp_path / "model.pt")
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(loaded.transform(grey_files), expected)
+
+
+def test_checkpoints_know_the_files(grey, tmp_path, params):
+    paths = [tmp_path / f"{i}.png" for i in range(40)]
+    for image, path in zip(grey, paths, strict=False):
+        Image.fromarray(image).save(path)
+    first = ClusterFitTransformer(**params, checkpoint_dir=tmp_path / "ckpt").fit(paths)
+    again = ClusterFitTransformer(**params, checkpoint_dir=tmp_path / "ckpt").fit(paths)
+    np.testing.assert_array_equal(first.labels_, again.labels_)
+    Image.fromarray(grey[50]).save(paths[3])  # another image under the same name
+    with pytest.raises(ValueError, match="belongs to a fit with other data"):
+        ClusterFitTransformer(**params, checkpoint_dir=tmp_path / "ckpt").fit(paths)
+
+
+def _errors(tmp_path, grey):
+    good = tmp_path / "good.png"
+    Image.fromarray(grey[0]).save(good)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    two_channels = Images(np.zeros((4, 8, 8, 2), np.uint8), lambda image: image)
+    return [
+        ([good, tmp_path / "missing.png"], FileNotFoundError, r"missing\.png' \(X\[1\]\)"),
+        ([good, broken], ValueError, r"Cannot decode image file .*broken\.png' \(X\[1\]\)"),
+        ([], ValueError, "empty sequence"),
+        (Images([], None), ValueError, "empty Dataset"),
+        (str(good), TypeError, "single path"),
+        ([good], ValueError, "at least 2 images"),
+        (Images(["a", "b"], lambda s: s), TypeError, r"X\[0\] is a str; a Dataset must return"),
+        (Images(grey[:4], lambda im: im * 2.0), ValueError, r"X\[0\] holds float values outside"),
+        (Images(grey[:4], lambda im: im.astype(np.int32)), TypeError, "dtype int32"),
+        (two_channels, ValueError, "has 2 channels"),
+        (Images(grey[:4], lambda im: im[None, None]), ValueError, r"X\[0\] is an array of shape"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_input_errors_name_the_file_or_item(grey, tmp_path, params, case):
+    X, error, message = _errors(tmp_path, grey)[case]
+    with pytest.raises(error, match=message):
+        ClusterFitTransformer(**{**params, "n_clusters": 2}).fit(X)
+
+
+def test_errors_met_while_streaming_and_in_transform(grey, grey_files, tmp_path, params):
+    class IterableImages(IterableDataset):
+        def __iter__(self):
+            return iter(grey)
+
+    with pytest.raises(TypeError, match="without a length"):
+        ClusterFitTransformer(**params).fit(IterableImages())
+    # An item that goes bad after the first is named when it is read.
+    mixed = Images(grey[:20], lambda image: image if image[0, 0] < 255 else "oops")
+    grey_mixed = grey[:20].copy()
+    grey_mixed[7, 0, 0] = 255
+    with pytest.raises(TypeError, match=r"X\[7\] is a str"):
+        ClusterFitTransformer(**params).fit(Images(grey_mixed, mixed.make))
+    with pytest.raises(ValueError, match=r"image_size=9 resizes image files and Datasets only"):
+        ClusterFitTransformer(**params, image_size=9).fit(grey)
+    with pytest.raises(ValueError, match="image_size must be"):
+        ClusterFitTransformer(**params, image_size=(8, 0)).fit(grey_files)
+    for bad in (dict(image_size=0), dict(num_workers=-1), dict(features_dir=3)):
+        with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+            ClusterFitTransformer(**params, **bad).fit(grey_files)
+    rgba = ClusterFitTransformer(**params).fit(
+        np.zeros((10, 4, 4, 4), np.uint8) + np.arange(10)[:, None, None, None].astype(np.uint8)
+    )
+    with pytest.raises(ValueError, match="fitted on images with 4 channels"):
+        rgba.transform(grey_files)
+
+
+@pytest.mark.parametrize("method", ["faiss", "minibatch", "auto"])
+def test_features_on_disk_give_the_same_clusters(digits, tmp_path, method):
+    if method == "faiss":
+        pytest.importorskip("faiss")
+    features = digits[0].astype(np.float32)
+    on_disk = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.float32, features.shape)
+    on_disk[:] = features
+    for pca in (None, 16):
+        in_memory = cluster(features, 10, method, pca, True, seed=0)
+        mapped = cluster(on_disk, 10, method, pca, True, seed=0, folder=tmp_path)
+        np.testing.assert_array_equal(mapped.labels, in_memory.labels)
+        np.testing.assert_allclose(mapped.centers, in_memory.centers, atol=1e-5)
+    np.testing.assert_array_equal(on_disk, features)  # k-means restores what it centres
+
+
+def test_features_dir_is_left_empty_and_changes_nothing(grey_files, tmp_path, params):
+    reference = ClusterFitTransformer(**params).fit(grey_files)
+    cf = ClusterFitTransformer(**params, features_dir=tmp_path / "features").fit(grey_files)
+    np.testing.assert_array_equal(cf.labels_, reference.labels_)
+    assert list((tmp_path / "features").iterdir()) == []
+
+
+def test_faiss_trains_on_at_most_256_points_per_cluster(digits, tiny, capsys):
+    pytest.importorskip("faiss")
+    features = digits[0].astype(np.float32)
+    assert cluster(features, 4, "faiss", None, True, seed=0).n_fitted == 1024
+    assert cluster(features, 10, "faiss", None, True, seed=0).n_fitted == len(features)
+    ClusterFitTransformer(**{**tiny, "n_clusters": 2}, clusterer="faiss", verbose=1).fit(
+        digits[0][:600]
+    )
+    assert "fitted on 512 of 600 images" in capsys.readouterr().err
