@@ -138,9 +138,11 @@ def main():
     scores: dict = {}
     memorised: dict = {}
     seconds = []
-    for p in levels:
-        level = f"{p:.0%} noise"
-        for seed in seeds:
+    # Seed by seed, the 75% level first, and the results written after every
+    # step: an interrupted run still leaves whole seeds of the levels it did.
+    for seed in seeds:
+        for p in sorted(levels, reverse=True):
+            level = f"{p:.0%} noise"
             start = time.perf_counter()
             noisy = noisy_labels(y, p, seed)
             reps, accuracy = representations(X, noisy, seed, n_pre_epochs, epochs)
@@ -154,20 +156,29 @@ def main():
                     for probe, value in found.items():
                         cell.setdefault(probe, []).append(value)
                     print(level, seed, target, name, found, flush=True)
-    record = {
-        **header("bench_label_noise.py", args.quick),
-        "n_images": n,
-        "seeds": seeds,
-        "noise_levels": list(levels),
-        "epochs": {"N_pre": n_pre_epochs, "others": epochs},
-        "n_clusters": 100,
-        "temperature": TEMPERATURE,
-        "n_pre_train_accuracy": memorised,
-        "fit_seconds": seconds,
-        "scores": scores,
+            record = {
+                **header("bench_label_noise.py", args.quick),
+                "n_images": n,
+                "seeds": seeds,
+                "noise_levels": list(levels),
+                "epochs": {"N_pre": n_pre_epochs, "others": epochs},
+                "n_clusters": 100,
+                "temperature": TEMPERATURE,
+                "n_pre_train_accuracy": memorised,
+                "fit_seconds": seconds,
+                "scores": _in_order(scores, levels),
+            }
+            write("label_noise", args.quick, record, markdown(record))
+            plot(record)
+
+
+def _in_order(scores, levels):
+    """Rows sorted by noise level, whatever order they were computed in."""
+    rank = {f"{p:.0%} noise": i for i, p in enumerate(levels)}
+    return {
+        target: dict(sorted(rows.items(), key=lambda row: rank[row[0].split(": ")[0]]))
+        for target, rows in scores.items()
     }
-    write("label_noise", args.quick, record, markdown(record))
-    plot(record)
 
 
 def markdown(record):
@@ -180,9 +191,10 @@ def markdown(record):
         f"{record['seeds']}; N_pre {record['epochs']['N_pre']} epochs without augmentation, "
         f"the others {record['epochs']['others']} epochs with strong augmentation; "
         f"K={record['n_clusters']}; distillation temperature {record['temperature']:g}. "
-        f"N_pre's final accuracy on its noisy training labels: {accuracy}. Fitting the four "
-        f"networks took {np.mean(record['fit_seconds']):.0f} s per seed and noise level. "
-        "Mean accuracy (min-max over seeds).",
+        f"N_pre's final accuracy on its noisy training labels (mean over seeds): {accuracy}. "
+        f"Fitting the four networks took {np.mean(record['fit_seconds']):.0f} s per seed "
+        "and noise level. "
+        "Mean accuracy (min-max over the seeds run).",
         "",
     ]
     return "\n".join(lines + score_tables(record["scores"], "noise: representation"))
@@ -197,13 +209,14 @@ def plot(record):
     from _common import RESULTS
 
     targets = list(record["scores"])
-    levels = [f"{p:.0%} noise" for p in record["noise_levels"]]
+    done = [p for p in record["noise_levels"] if f"{p:.0%} noise" in record["n_pre_train_accuracy"]]
+    levels = [f"{p:.0%} noise" for p in done]
     names = sorted({row.split(": ", 1)[1] for row in record["scores"][targets[0]]})
     fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.4), sharex=True)
     for ax, target in zip(axes, targets, strict=True):
         for name in names:
             means = [np.mean(record["scores"][target][f"{lv}: {name}"]["linear"]) for lv in levels]
-            ax.plot([100 * p for p in record["noise_levels"]], means, marker="o", label=name)
+            ax.plot([100 * p for p in done], means, marker="o", label=name)
         ax.set_title(target, fontsize=10)
         ax.set_xlabel("labels replaced at random (%)")
     axes[0].set_ylabel("linear probe accuracy")
@@ -211,6 +224,7 @@ def plot(record):
     fig.tight_layout()
     stem = "label_noise_quick" if "--quick" in record["command"] else "label_noise"
     fig.savefig(RESULTS / f"{stem}.png", dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
