@@ -183,15 +183,16 @@ def _in_order(scores, levels):
 
 def markdown(record):
     accuracy = ", ".join(
-        f"{level}: {np.mean(values):.3f}"
+        f"{level}: {np.mean(values):.3f} ({len(values)} seed{'s' if len(values) > 1 else ''})"
         for level, values in record["n_pre_train_accuracy"].items()
     )
     lines = markdown_header("Label noise: ClusterFit from a memorising N_pre", record) + [
         f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
-        f"{record['seeds']}; N_pre {record['epochs']['N_pre']} epochs without augmentation, "
+        f"{record['seeds']}, run seed by seed (the levels below say how many were run); "
+        f"N_pre {record['epochs']['N_pre']} epochs without augmentation, "
         f"the others {record['epochs']['others']} epochs with strong augmentation; "
         f"K={record['n_clusters']}; distillation temperature {record['temperature']:g}. "
-        f"N_pre's final accuracy on its noisy training labels (mean over seeds): {accuracy}. "
+        f"N_pre's final accuracy on its noisy training labels: {accuracy}. "
         f"Fitting the four networks took {np.mean(record['fit_seconds']):.0f} s per seed "
         "and noise level. "
         "Mean accuracy (min-max over the seeds run).",
