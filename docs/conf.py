@@ -5,6 +5,7 @@ Build with ``python -m sphinx -W -b html docs docs/_build/html`` (see README).
 
 import json
 import os
+import shutil
 import statistics
 import sys
 import warnings
@@ -116,18 +117,41 @@ def _result_tables():
     )
     (out / "results_scaling.rst").write_text(_table(rows, scaling) + "\n" + summary)
 
-    selfsup = json.loads((ROOT / "benchmarks/results/selfsupervised.json").read_text())
-    for target, table in selfsup["scores"].items():
-        rows = [("representation", "linear", "10-shot", "20-NN")]
-        for name, cell in table.items():
-            rows.append(
-                (
-                    name,
-                    *(f"{sum(v) / len(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in cell.values()),
+    files = json.loads((ROOT / "benchmarks/results/perf_memory_files.json").read_text())
+    rows = [("PNG files", "peak RSS above start (MB)", "clusterer")]
+    for r in files["rows"]:
+        rows.append((f"{r['n']:,}", f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}", r["clusterer"]))
+    summary = (
+        f"Fit: {files['memory_fixed_mb']:.0f} MB fixed plus "
+        f"{files['memory_mb_per_10k_images']:.1f} MB per 10k images; the memory-mapped "
+        f"features take {files['feature_arrays_mb_per_10k_images']:.1f} MB per 10k images.\n"
+    )
+    (out / "results_memory_files.rst").write_text(_table(rows, files) + "\n" + summary)
+
+    for stem in ("selfsupervised", "label_noise"):
+        record = json.loads((ROOT / f"benchmarks/results/{stem}.json").read_text())
+        for target, table in record["scores"].items():
+            rows = [("representation", "linear", "10-shot", "20-NN")]
+            rows += [(name, *map(_spread, cell.values())) for name, cell in table.items()]
+            slug = target.split()[0].lower().replace("-", "")
+            if "held-out" in target:
+                slug += "_heldout"
+            text = _table(rows, record)
+            if stem == "label_noise":
+                text += "\nSeeds run and N_pre's final accuracy on its noisy labels: " + "; ".join(
+                    f"{level}: {len(v)} seed{'s' * (len(v) > 1)}, {sum(v) / len(v):.3f}"
+                    for level, v in record["n_pre_train_accuracy"].items()
                 )
-            )
-        slug = target.split()[0].lower().replace("-", "")
-        (out / f"results_selfsupervised_{slug}.rst").write_text(_table(rows, selfsup))
+                text += ".\n"
+            (out / f"results_{stem}_{slug}.rst").write_text(text)
+
+    record = json.loads((ROOT / "benchmarks/results/n_clusters.json").read_text())
+    grid = [k for k in next(iter(record["scores"].values())) if k != "RotNet"]
+    rows = [("score", *(f"K={k}" for k in grid), "RotNet")]
+    rows += [(metric, *map(_spread, cells.values())) for metric, cells in record["scores"].items()]
+    (out / "results_n_clusters.rst").write_text(_table(rows, record))
+    for figure in ("label_noise.png", "n_clusters.png"):
+        shutil.copyfile(ROOT / "benchmarks/results" / figure, out / figure)
 
     profile = json.loads((ROOT / "benchmarks/results/perf_profile.json").read_text())
     rows = [("operator", "self CPU (s)", "share", "calls")]
@@ -141,6 +165,11 @@ def _result_tables():
             )
         )
     (out / "results_profile.rst").write_text(_table(rows, profile))
+
+
+def _spread(values):
+    """Mean (min-max) of the values of one cell."""
+    return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def _table(rows, record):
