@@ -53,7 +53,7 @@ def methods(seed):
     try:
         import faiss  # noqa: F401
 
-        found["faiss"] = lambda features, k: _faiss_kmeans(features, k, seed)
+        found["faiss"] = lambda features, k: _faiss_kmeans(features, k, seed)[0]
     except ImportError:
         pass
     return found
