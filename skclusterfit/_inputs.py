@@ -497,11 +497,6 @@ class StreamedImages(_ImageSource):
         """Image shape as (C, H, W)."""
         return (self.decoder.channels, *self.decoder.size)
 
-    def batch(self, indices: np.ndarray) -> torch.Tensor:
-        """Images ``indices`` as a float32 tensor (N, C, H, W) scaled to [0, 1]."""
-        images = torch.stack([self.decoder[int(i)] for i in indices])
-        return images.permute(0, 3, 1, 2)
-
     def iter_batches(
         self, batch_size: int, order: np.ndarray | None = None
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
