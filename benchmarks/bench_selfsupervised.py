@@ -38,9 +38,10 @@ import numpy as np
 from _common import (
     HELD_OUT_SPLIT,
     fashion_targets,
+    feature_layer,
     header,
     markdown_header,
-    probe_scores,
+    probe_all,
     score_tables,
     transfer_targets,
     write,
@@ -62,17 +63,14 @@ def representations(X, seed, n_pre, n_cf, n_clusters):
     seconds = time.perf_counter() - start
     pca = PCA(64, random_state=seed).fit(X.astype(np.float32))
 
-    def layer(model, name):
-        return lambda A: model.set_params(feature_layer=name).transform(A)
-
     return {
         "raw pixels": lambda A: A.astype(np.float32),
         "PCA-64": lambda A: pca.transform(A.astype(np.float32)),
-        "random network": layer(from_random, "extractor"),
-        f"RotNet ({n_pre} epochs)": layer(clusterfit, "extractor"),
-        f"RotNet ({n_pre + n_cf} epochs, equal compute)": layer(long_rotnet, "extractor"),
-        "ClusterFit(random network)": layer(from_random, "features"),
-        "ClusterFit(RotNet)": layer(clusterfit, "features"),
+        "random network": feature_layer(from_random, "extractor"),
+        f"RotNet ({n_pre} epochs)": feature_layer(clusterfit, "extractor"),
+        f"RotNet ({n_pre + n_cf} epochs, equal compute)": feature_layer(long_rotnet, "extractor"),
+        "ClusterFit(random network)": feature_layer(from_random, "features"),
+        "ClusterFit(RotNet)": feature_layer(clusterfit, "features"),
     }, seconds
 
 
@@ -102,13 +100,7 @@ def main():
     for seed in seeds:
         reps, seconds = representations(X, seed, n_pre, n_cf, n_clusters)
         fit_seconds.append(seconds)
-        for name, transform in reps.items():
-            for target, (A_train, y_train, A_test, y_test) in data.items():
-                cell = scores.setdefault(target, {}).setdefault(name, {})
-                found = probe_scores(transform(A_train), y_train, transform(A_test), y_test, seed)
-                for probe, value in found.items():
-                    cell.setdefault(probe, []).append(value)
-                print(seed, target, name, found, flush=True)
+        probe_all(scores, reps, data, seed)
     record = {
         **header(
             "bench_selfsupervised.py" + (" --held-out-classes" if args.held_out_classes else ""),

@@ -59,6 +59,20 @@ def test_callable_extractor(small_digits, tiny):
     assert cf.set_params(feature_layer="extractor").transform(X[:2]).shape == (2, 8)
 
 
+def test_a_fitted_network_is_the_extractor_of_a_next_round(small_digits, tiny):
+    # Iterated ClusterFit as the docs show it: round 2 clusters round 1's features.
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny).fit(X)
+    before = {k: v.clone() for k, v in first.network_.state_dict().items()}
+    second = ClusterFitTransformer(**tiny, extractor=first.network_.features).fit(X)
+    np.testing.assert_allclose(
+        second.set_params(feature_layer="extractor").transform(X), first.transform(X), atol=1e-5
+    )
+    for key, value in first.network_.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert second.network_ is not first.network_
+
+
 @pytest.mark.parametrize(
     "extractor, message",
     [

@@ -1,0 +1,173 @@
+"""Iterated ClusterFit: does clustering N_cf's features and training again help?
+
+A round of ClusterFit takes an N_pre, clusters its features and trains a new
+network N_cf on the clusters. A further round uses the previous round's N_cf as
+its N_pre, through the public API:
+
+    ClusterFitTransformer(extractor=previous.network_.features, ...)
+
+(``network_.features`` maps [0, 1]-scaled images to the penultimate features,
+the layer ``transform`` returns). Every round uses the package's defaults
+(K=100, N_cf 20 epochs) and the seed's ``random_state``.
+
+D_cf is the first 5,000 Fashion-MNIST training images of classes 0-4 (the
+held-out-class protocol); targets are Fashion classes 0-4 (seen), 5-9 (held
+out), MNIST and digits 28x28, with a linear, a 10-shot and a cosine 20-NN probe.
+Rows: RotNet (10 epochs) and three rounds from it; an untrained network and
+three rounds from it (can rounds replace a good N_pre?); and one round from
+RotNet whose N_cf trains 40 epochs, as long as two rounds together (the
+equal-compute control for round 2). For every round the JSON also records the
+NMI of its clusters with D_cf's classes and with the previous round's clusters.
+
+Usage::
+
+    python benchmarks/bench_rounds.py           # 3 seeds, about 25 minutes
+    python benchmarks/bench_rounds.py --quick   # 1 seed, 1,000 images, 300 per probe
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _common import (
+    RESULTS,
+    feature_layer,
+    header,
+    held_out_protocol,
+    markdown_header,
+    probe_all,
+    score_tables,
+    write,
+)
+
+from skclusterfit import ClusterFitTransformer
+from skclusterfit.metrics import normalized_mutual_info_score
+
+N_ROUNDS = 3
+
+
+def representations(X, y, seed, n_pre, n_cf, n_clusters):
+    """Fit every row's transformer; return row -> features function, and cluster NMIs."""
+    base = dict(random_state=seed, max_epochs=n_cf, n_clusters=n_clusters)
+    reps = {}
+    nmi = {}
+    for start, name in (("rotnet", "RotNet"), ("random", "random network")):
+        fitted = ClusterFitTransformer(**base, extractor=start, extractor_epochs=n_pre).fit(X)
+        reps[name] = feature_layer(fitted, "extractor")
+        first = fitted
+        previous = None
+        for round_ in range(1, N_ROUNDS + 1):
+            if round_ > 1:
+                fitted = ClusterFitTransformer(**base, extractor=fitted.network_.features).fit(X)
+            row = f"{name}, round {round_}"
+            reps[row] = feature_layer(fitted, "features")
+            nmi[row] = {
+                "classes": round(normalized_mutual_info_score(y, fitted.labels_), 4),
+                "previous round": None
+                if previous is None
+                else round(normalized_mutual_info_score(previous, fitted.labels_), 4),
+            }
+            previous = fitted.labels_
+        if start == "rotnet":
+            # Same N_pre and clusters as round 1 (same seed), N_cf trained twice as long.
+            long = ClusterFitTransformer(
+                **{**base, "max_epochs": 2 * n_cf}, extractor=first.extractor_
+            ).fit(X)
+            reps[f"RotNet, round 1, N_cf {2 * n_cf} epochs"] = feature_layer(long, "features")
+    return reps, nmi
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        n, seeds, n_pre, n_cf, n_clusters = 1_000, [0], 1, 2, 20
+    else:
+        n, seeds, n_pre, n_cf, n_clusters = 5_000, [0, 1, 2], 10, 20, 100
+    X, y, data = held_out_protocol(n, args.quick)
+    scores: dict = {}
+    nmis: dict = {}
+    fit_seconds = []
+    for seed in seeds:
+        start = time.perf_counter()
+        reps, nmi = representations(X, y, seed, n_pre, n_cf, n_clusters)
+        fit_seconds.append(time.perf_counter() - start)
+        for row, values in nmi.items():
+            for key, value in values.items():
+                nmis.setdefault(row, {}).setdefault(key, []).append(value)
+        probe_all(scores, reps, data, seed)
+        # Written after every seed: an interrupted run keeps the seeds it finished.
+        record = {
+            **header("bench_rounds.py", args.quick),
+            "n_images": n,
+            "seeds": seeds[: len(fit_seconds)],
+            "epochs": [n_pre, n_cf],
+            "n_clusters": n_clusters,
+            "fit_seconds": fit_seconds,
+            "cluster_nmi": nmis,
+            "scores": scores,
+        }
+        write("rounds", args.quick, record, markdown(record))
+        plot(record)
+
+
+def markdown(record):
+    lines = markdown_header("Iterated ClusterFit: rounds", record) + [
+        f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
+        f"{record['seeds']}; epochs (N_pre, N_cf) {record['epochs']}; "
+        f"K={record['n_clusters']}; round r+1 clusters round r's N_cf features. Fitting "
+        f"every row took {np.mean(record['fit_seconds']):.0f} s per seed. Mean accuracy "
+        "(min-max over seeds).",
+        "",
+        "## Clusters of each round (NMI on D_cf)",
+        "",
+        "| round | with the classes | with the previous round |",
+        "|---|---|---|",
+    ]
+    for row, values in record["cluster_nmi"].items():
+        cells = [
+            "-" if None in v else f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})"
+            for v in values.values()
+        ]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines + score_tables(record["scores"]))
+
+
+def plot(record):
+    """Linear and 10-shot accuracy against the round, one panel per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(record["scores"])
+    fig, axes = plt.subplots(2, len(targets), figsize=(4 * len(targets), 6), sharex=True)
+    rounds = list(range(N_ROUNDS + 1))
+    for column, target in enumerate(targets):
+        rows = record["scores"][target]
+        for r, probe in enumerate(("linear", "10-shot")):
+            ax = axes[r, column]
+            for name in ("RotNet", "random network"):
+                keys = [name] + [f"{name}, round {i}" for i in rounds[1:]]
+                means = [np.mean(rows[k][probe]) for k in keys]
+                ax.plot(rounds, means, marker="o", label=f"from {name}")
+            long = next(k for k in rows if "epochs" in k)
+            ax.plot([2], [np.mean(rows[long][probe])], marker="*", ls="", ms=10, label=long)
+            ax.set_title(f"{target}: {probe}", fontsize=9)
+            ax.set_xticks(rounds)
+        axes[1, column].set_xlabel("round (0 = N_pre)")
+    axes[0, 0].set_ylabel("linear probe accuracy")
+    axes[1, 0].set_ylabel("10-shot accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    stem = "rounds_quick" if "--quick" in record["command"] else "rounds"
+    fig.savefig(RESULTS / f"{stem}.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
