@@ -13,6 +13,7 @@ estimators read their batches straight from the mapped file.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,16 +26,17 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 CLUSTERERS = ("auto", "kmeans", "minibatch", "faiss")
-# The rule of "auto", from benchmarks/results/perf_clustering.md (Fashion-MNIST,
-# N 10k-60k, d 128-512, K 10-1000, 2 CPU cores): with fewer than 20 points per
-# cluster only k-means++ came within 2% of the best inertia; otherwise k-means
-# from random centres did, and was the fastest in 7 of those 8 cases (faiss was
-# faster once, at N=60k, d=128, K=100).
-AUTO_MIN_POINTS_PER_CLUSTER = 20
 # faiss k-means is trained on at most this many points per cluster, drawn at
 # random (seeded); every point is then assigned to its nearest centre. 256 is
 # faiss's own default, kept by VISSL's ClusterFit pipeline.
 FAISS_MAX_POINTS_PER_CENTROID = 256
+# The rule of "auto", from benchmarks/results/perf_clustering.md (Fashion-MNIST,
+# N 10k-60k, d 128-512, K 10-1000, 2 CPU cores), every pick the fastest method
+# within 2% of the best inertia: below 20 points per cluster only k-means++ came
+# that close; above 256 points per cluster faiss, trained on its sample, was the
+# fastest in all 6 cases; in between k-means from random centres was the fastest
+# but once (faiss, 0.13 s against 0.17 s).
+AUTO_MIN_POINTS_PER_CLUSTER = 20
 # PCA whitening is fitted on at most this many points, drawn at random (seeded).
 PCA_MAX_SAMPLES = 50_000
 # Rows transformed, assigned or summed at a time.
@@ -165,12 +167,19 @@ def _cluster_means(features, labels: np.ndarray) -> np.ndarray:
     return (sums / counts[:, None]).astype(np.float32)
 
 
-def _choose(clusterer, n_samples: int, n_clusters: int):
-    """The method to run: the named one, the given estimator, or the rule for "auto"."""
+def _choose(clusterer, n_samples: int, n_clusters: int, faiss_installed: bool | None = None):
+    """The method to run: the named one, the given estimator, or the rule for "auto".
+
+    ``faiss_installed=None`` looks whether faiss can be imported.
+    """
     if not isinstance(clusterer, str) or clusterer != "auto":
         return clusterer
     if n_samples < AUTO_MIN_POINTS_PER_CLUSTER * n_clusters:
         return "kmeans"
+    if faiss_installed is None:
+        faiss_installed = importlib.util.find_spec("faiss") is not None
+    if faiss_installed and n_samples > FAISS_MAX_POINTS_PER_CENTROID * n_clusters:
+        return "faiss"
     return "kmeans-random"
 
 

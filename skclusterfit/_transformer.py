@@ -112,7 +112,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         nearest centre; ``verbose=1`` prints how many) or ``"auto"``, the
         fastest method whose inertia came within 2% of the best in the
         package's clustering benchmark: KMeans with k-means++
-        for fewer than 20 images per cluster, else KMeans from random centres
+        for fewer than 20 images per cluster, ``"faiss"`` for more than 256
+        images per cluster when faiss is installed (so installing it changes
+        the clusters of large fits), else KMeans from random centres
         (``clusterer_`` says which ran). Any scikit-learn clusterer may be given
         instead; a clone is fitted, with its ``n_clusters`` and
         ``random_state`` set where it has them.

@@ -36,11 +36,26 @@ def test_named_clusterers_find_well_separated_blobs(blobs, method):
 def test_auto_rule():
     from skclusterfit._clustering import _choose
 
-    assert _choose("auto", 1_000, 100) == "kmeans"  # 10 points per cluster
-    assert _choose("auto", 10_000, 100) == "kmeans-random"
-    assert _choose("auto", 60_000, 1_000) == "kmeans-random"
-    assert _choose("kmeans", 60_000, 1_000) == "kmeans"
-    assert _choose("faiss", 100, 10) == "faiss"
+    for installed in (True, False):
+        assert _choose("auto", 1_000, 100, installed) == "kmeans"  # 10 points per cluster
+        assert _choose("auto", 10_000, 100, installed) == "kmeans-random"  # 100 per cluster
+        assert _choose("auto", 60_000, 1_000, installed) == "kmeans-random"
+        assert _choose("kmeans", 60_000, 1_000, installed) == "kmeans"
+    # Above 256 points per cluster faiss trains on a sample and is the fastest.
+    assert _choose("auto", 60_000, 100, faiss_installed=True) == "faiss"
+    assert _choose("auto", 60_000, 100, faiss_installed=False) == "kmeans-random"
+    assert _choose("faiss", 100, 10, faiss_installed=False) == "faiss"
+
+
+def test_auto_uses_faiss_only_where_it_is_installed(monkeypatch):
+    import importlib.util
+
+    points = np.random.RandomState(0).randn(2_000, 8).astype(np.float32)
+    installed = importlib.util.find_spec("faiss") is not None
+    result = cluster(points, 4, "auto", None, True, seed=0)
+    assert result.method == ("faiss" if installed else "kmeans-random")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    assert cluster(points, 4, "auto", None, True, seed=0).method == "kmeans-random"
 
 
 def test_clusterer_instance_is_cloned_and_given_n_clusters(small_digits, tiny):
