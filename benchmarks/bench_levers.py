@@ -14,7 +14,7 @@ trains). Both RotNets' own features are rows too.
 
 Usage::
 
-    python benchmarks/bench_levers.py           # 3 seeds, about 30 minutes
+    python benchmarks/bench_levers.py           # 3 seeds, about 45 minutes
     python benchmarks/bench_levers.py --quick   # 1 seed, 1,000 images, 300 per probe
 """
 

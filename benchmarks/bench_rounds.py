@@ -21,7 +21,7 @@ NMI of its clusters with D_cf's classes and with the previous round's clusters.
 
 Usage::
 
-    python benchmarks/bench_rounds.py           # 3 seeds, about 25 minutes
+    python benchmarks/bench_rounds.py           # 3 seeds, about 30 minutes
     python benchmarks/bench_rounds.py --quick   # 1 seed, 1,000 images, 300 per probe
 """
 

@@ -72,12 +72,16 @@ def _result_tables():
     sys.path.insert(0, str(ROOT))
     from skclusterfit._clustering import _choose
 
-    names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
+    names = {
+        "kmeans": "kmeans (k-means++)",
+        "kmeans-random": "kmeans (random init)",
+        "faiss": "faiss",
+    }
     rows = [("N", "d", "K", "method", "seconds", "inertia / best", "auto")]
     for row in clustering["rows"]:
         key = (row["n"], row["d"], row["k"])
         best = min(r["inertia"] for r in clustering["rows"] if (r["n"], r["d"], r["k"]) == key)
-        picked = names.get(_choose("auto", row["n"], row["k"]))
+        picked = names.get(_choose("auto", row["n"], row["k"], faiss_installed=True))
         rows.append(
             (
                 *map(str, key),
@@ -128,7 +132,7 @@ def _result_tables():
     )
     (out / "results_memory_files.rst").write_text(_table(rows, files) + "\n" + summary)
 
-    for stem in ("selfsupervised", "label_noise"):
+    for stem in ("selfsupervised", "selfsupervised_heldout", "label_noise", "rounds", "levers"):
         record = json.loads((ROOT / f"benchmarks/results/{stem}.json").read_text())
         for target, table in record["scores"].items():
             rows = [("representation", "linear", "10-shot", "20-NN")]
@@ -145,12 +149,18 @@ def _result_tables():
                 text += ".\n"
             (out / f"results_{stem}_{slug}.rst").write_text(text)
 
+    record = json.loads((ROOT / "benchmarks/results/rounds.json").read_text())
+    rows = [("clusters of", "NMI with the classes", "NMI with the previous round")]
+    for name, cell in record["cluster_nmi"].items():
+        rows.append((name, *("-" if None in v else _spread(v) for v in cell.values())))
+    (out / "results_rounds_nmi.rst").write_text(_table(rows, record))
+
     record = json.loads((ROOT / "benchmarks/results/n_clusters.json").read_text())
     grid = [k for k in next(iter(record["scores"].values())) if k != "RotNet"]
     rows = [("score", *(f"K={k}" for k in grid), "RotNet")]
     rows += [(metric, *map(_spread, cells.values())) for metric, cells in record["scores"].items()]
     (out / "results_n_clusters.rst").write_text(_table(rows, record))
-    for figure in ("label_noise.png", "n_clusters.png"):
+    for figure in ("label_noise.png", "n_clusters.png", "rounds.png"):
         shutil.copyfile(ROOT / "benchmarks/results" / figure, out / figure)
 
     profile = json.loads((ROOT / "benchmarks/results/perf_profile.json").read_text())
