@@ -95,6 +95,17 @@ def fashion_targets(classes=None) -> dict:
     return found
 
 
+def study_settings(quick: bool) -> tuple:
+    """Images, seeds, N_pre epochs, N_cf epochs and K of the unsupervised studies.
+
+    The self-supervised, rounds and levers studies share them, so their rows
+    can be compared; quick mode is a smoke run of a few minutes.
+    """
+    if quick:
+        return 1_000, [0], 1, 2, 20
+    return 5_000, [0, 1, 2], 10, 20, 100
+
+
 def held_out_protocol(n: int, quick: bool) -> tuple:
     """D_cf and targets of the held-out-class protocol.
 

@@ -31,6 +31,7 @@ from _common import (
     markdown_header,
     probe_all,
     score_tables,
+    study_settings,
     write,
 )
 
@@ -69,10 +70,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    if args.quick:
-        n, seeds, n_pre, n_cf, n_clusters = 1_000, [0], 1, 2, 20
-    else:
-        n, seeds, n_pre, n_cf, n_clusters = 5_000, [0, 1, 2], 10, 20, 100
+    n, seeds, n_pre, n_cf, n_clusters = study_settings(args.quick)
     X, _, data = held_out_protocol(n, args.quick)
     scores: dict = {}
     fit_seconds = []

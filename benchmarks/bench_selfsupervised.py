@@ -43,6 +43,7 @@ from _common import (
     markdown_header,
     probe_all,
     score_tables,
+    study_settings,
     transfer_targets,
     write,
 )
@@ -83,10 +84,7 @@ def main():
         help="D_cf from Fashion classes 0-4 only; probe also on classes 5-9",
     )
     args = parser.parse_args()
-    if args.quick:
-        n, seeds, n_pre, n_cf, n_clusters = 1_000, [0], 1, 2, 20
-    else:
-        n, seeds, n_pre, n_cf, n_clusters = 5_000, [0, 1, 2], 10, 20, 100
+    n, seeds, n_pre, n_cf, n_clusters = study_settings(args.quick)
     train = load_fashion_mnist("train")
     if args.held_out_classes:
         X = train.data[:50_000][train.target[:50_000] < 5][:n]

@@ -72,16 +72,13 @@ def _result_tables():
     sys.path.insert(0, str(ROOT))
     from skclusterfit._clustering import _choose
 
-    names = {
-        "kmeans": "kmeans (k-means++)",
-        "kmeans-random": "kmeans (random init)",
-        "faiss": "faiss",
-    }
+    names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
     rows = [("N", "d", "K", "method", "seconds", "inertia / best", "auto")]
     for row in clustering["rows"]:
         key = (row["n"], row["d"], row["k"])
         best = min(r["inertia"] for r in clustering["rows"] if (r["n"], r["d"], r["k"]) == key)
-        picked = names.get(_choose("auto", row["n"], row["k"], faiss_installed=True))
+        picked = _choose("auto", row["n"], row["k"], faiss_installed=True)
+        picked = names.get(picked, picked)
         rows.append(
             (
                 *map(str, key),
