@@ -48,7 +48,8 @@ from _common import (
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._inputs import check_images
 from skclusterfit._networks import build_network
-from skclusterfit._training import infer, train
+from skclusterfit._targets import ClassProbabilities
+from skclusterfit._training import infer, make_config, train
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75)
 TEMPERATURE = 4.0
@@ -75,7 +76,8 @@ def distilled(X, teacher, seed, epochs):
         extractor="random", n_clusters=N_CLASSES, max_epochs=1, random_state=seed
     ).fit(X)
     source = check_images(model, X, reset=False)
-    logits = infer(teacher, source, model.batch_size, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    logits = infer(teacher, source, batch_size=model.batch_size, device=cpu)
     soft = torch.softmax(torch.from_numpy(logits) / TEMPERATURE, dim=1).numpy()
     stats = source.channel_stats()
     with torch.random.fork_rng():
@@ -84,10 +86,10 @@ def distilled(X, teacher, seed, epochs):
         train(
             network,
             source,
-            soft,
-            model._config(epochs, torch.device("cpu")),
-            torch.Generator().manual_seed(seed),
-            "distillation",
+            ClassProbabilities(soft),
+            config=make_config(model.get_params(), epochs=epochs, device=cpu),
+            generator=torch.Generator().manual_seed(seed),
+            stage="distillation",
         )
     model.network_ = network
     return model.set_params(feature_layer="features")

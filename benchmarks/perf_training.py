@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from _common import header, markdown_header, write
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._inputs import ArrayImages
 from skclusterfit._networks import build_network
+from skclusterfit._sources import ArrayImages
+from skclusterfit._targets import ClassIds
 from skclusterfit._training import TrainConfig, augment, train
 from skclusterfit.datasets import load_fashion_mnist
 
@@ -53,10 +54,10 @@ def package_epoch(network, images, targets, seed):
     train(
         network,
         ArrayImages(images, (0.0, 255.0)),
-        targets,
-        config,
-        torch.Generator().manual_seed(seed),
-        "clusterfit",
+        ClassIds(targets),
+        config=config,
+        generator=torch.Generator().manual_seed(seed),
+        stage="clusterfit",
     )
 
 

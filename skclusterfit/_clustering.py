@@ -56,11 +56,12 @@ class Clustering:
 
 def cluster(
     features: np.ndarray,
+    *,
     n_clusters: int,
     clusterer,
-    pca_components: int | None,
-    l2_normalize: bool,
     seed: int,
+    pca_components: int | None = None,
+    l2_normalize: bool = True,
     folder=None,
 ) -> Clustering:
     """Cluster ``features`` (n, d) into at most ``n_clusters`` groups.
@@ -73,12 +74,12 @@ def cluster(
     clusterer : str or estimator
         One of ``CLUSTERERS`` or a scikit-learn clusterer (cloned; its
         ``n_clusters`` and ``random_state``, where it has them, are set).
+    seed : int
+        Random seed of the samples and of the clusterer.
     pca_components : int or None
         PCA-whiten to this many components first.
     l2_normalize : bool
         L2-normalise the features (after whitening, if any).
-    seed : int
-        Random seed of the samples and of the clusterer.
     folder : str, path or None
         Where the whitened or normalised features are written, memory-mapped;
         None keeps them in memory.

@@ -47,6 +47,16 @@ def _device() -> torch.device:
     return cuda_device() if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+def wrap(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``network`` in ``DistributedDataParallel`` inside a process group, else itself."""
+    if not active():
+        return network
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(network, device_ids=ids)
+
+
 def broadcast(obj):
     """Rank 0's ``obj`` (any picklable object) on every rank."""
     if not active():

@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._networks import Features, build_network, check_output, split_head, to_rgb
+from ._networks import (
+    Features,
+    build_network,
+    check_output,
+    check_torchvision_name,
+    split_head,
+    to_rgb,
+)
+from ._targets import ClassIds, Rotations, Targets
 from ._training import TrainConfig, train
 
 TRAINED_EXTRACTORS = ("rotnet", "supervised", "random")
@@ -33,6 +41,7 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def fit_extractor(
     extractor,
+    *,
     weights,
     source,
     y,
@@ -42,7 +51,7 @@ def fit_extractor(
     generator: torch.Generator,
     checkpoints=None,
 ) -> tuple[nn.Module, list[dict]]:
-    """Resolve ``extractor`` into a frozen embedding module.
+    """Resolve ``extractor`` into a frozen embedding module on ``config.device``.
 
     Returns
     -------
@@ -53,33 +62,49 @@ def fit_extractor(
     """
     history: list[dict] = []
     if isinstance(extractor, str) and extractor in TRAINED_EXTRACTORS:
-        if extractor == "supervised":
-            if y is None:
-                raise ValueError(
-                    "extractor='supervised' trains N_pre on the labels y: pass y to fit."
-                )
-            classes, targets = np.unique(np.asarray(y), return_inverse=True)
-            n_outputs = len(classes)
-        elif extractor == "rotnet":
-            targets = None
-            n_outputs = 4 if source.shape[1] == source.shape[2] else 2
-        else:
-            n_outputs = 2
+        targets = _pretext(extractor, source, y)
+        # An untrained network's head is never used; it gets two outputs.
+        n_outputs = 2 if targets is None else targets.n_outputs
         network = build_network(architecture, source.shape, n_outputs, *stats)
-        if extractor != "random":
-            history = train(network, source, targets, config, generator, extractor, checkpoints)
+        if targets is not None:
+            history = train(
+                network,
+                source,
+                targets,
+                config=config,
+                generator=generator,
+                stage=extractor,
+                checkpoints=checkpoints,
+            )
         module: nn.Module = Features(network)
     elif isinstance(extractor, str):
-        _check_torchvision_name(extractor)
+        check_torchvision_name(
+            extractor,
+            "extractor",
+            f"use one of {TRAINED_EXTRACTORS}, a torchvision model name, an nn.Module "
+            f"or a callable",
+        )
         state = torch.load(_weights_file(extractor, weights), map_location="cpu", weights_only=True)
         module = pretrained(extractor, source.shape[0], state)
     elif isinstance(extractor, nn.Module):
         module = copy.deepcopy(extractor)
     else:
         module = _CallableExtractor(extractor)
-    module.requires_grad_(False).eval()
-    check_output(module.to(config.device), source.shape, "extractor")
+    module.requires_grad_(False).eval().to(config.device)
+    check_output(module, source.shape, "extractor", config.device)
     return module, history
+
+
+def _pretext(extractor: str, source, y) -> Targets | None:
+    """What a trained extractor learns: rotations, the labels ``y``, or (random) nothing."""
+    if extractor == "rotnet":
+        return Rotations(len(source), source.shape)
+    if extractor == "supervised":
+        if y is None:
+            raise ValueError("extractor='supervised' trains N_pre on the labels y: pass y to fit.")
+        _, labels = np.unique(np.asarray(y), return_inverse=True)
+        return ClassIds(labels, accuracy_of="label")
+    return None
 
 
 class _CallableExtractor(nn.Module):
@@ -128,16 +153,6 @@ def pretrained(name: str, channels: int, state: dict | None = None) -> nn.Module
         model.load_state_dict(state)
     body, _ = split_head(model, None, "extractor")
     return _Pretrained(body, 1 if channels == 1 else 3)
-
-
-def _check_torchvision_name(name: str) -> None:
-    import torchvision
-
-    if name not in torchvision.models.list_models():
-        raise ValueError(
-            f"Unknown extractor {name!r}: use one of {TRAINED_EXTRACTORS}, a "
-            f"torchvision model name, an nn.Module or a callable."
-        )
 
 
 def _weights_file(name: str, weights) -> Path:

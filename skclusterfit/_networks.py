@@ -91,7 +91,7 @@ def build_network(architecture, image_shape, n_outputs: int, mean, std) -> Netwo
             )
     body, head = split_head(module, n_outputs, "architecture")
     network = Network(body, head, mean, std)
-    check_output(Features(network), image_shape, "architecture")
+    check_output(Features(network), image_shape, "architecture", torch.device("cpu"))
     return network
 
 
@@ -112,13 +112,13 @@ def split_head(module: nn.Module, n_outputs: int | None, what: str):
     return module, head
 
 
-def check_output(module: nn.Module, image_shape, what: str) -> int:
-    """Run ``module`` on two blank images; return its feature count or raise."""
+def check_output(module: nn.Module, image_shape, what: str, device: torch.device) -> int:
+    """Run ``module`` (on ``device``) on two blank images; return its feature count or raise."""
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.zeros((2, *image_shape)))
+            out = module(torch.zeros((2, *image_shape), device=device))
     finally:
         module.train(was_training)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
@@ -163,13 +163,22 @@ def _torchvision_model(name: str, channels: int, n_outputs: int) -> nn.Module:
     """A torchvision classifier by name, untrained, adapted to ``channels``."""
     import torchvision
 
-    if name not in torchvision.models.list_models():
-        raise ValueError(
-            f"Unknown architecture {name!r}: use one of {BUILTIN_ARCHITECTURES}, a "
-            f"torchvision model name, or a factory f(n_outputs) -> nn.Module."
-        )
+    check_torchvision_name(
+        name,
+        "architecture",
+        f"use one of {BUILTIN_ARCHITECTURES}, a torchvision model name, or a factory "
+        f"f(n_outputs) -> nn.Module",
+    )
     model = torchvision.models.get_model(name, weights=None, num_classes=n_outputs)
     return nn.Sequential(to_rgb(channels), model)
+
+
+def check_torchvision_name(name: str, parameter: str, alternatives: str) -> None:
+    """Raise ``ValueError`` naming ``parameter`` unless torchvision has a model ``name``."""
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ValueError(f"Unknown {parameter} {name!r}: {alternatives}.")
 
 
 def to_rgb(channels: int) -> nn.Module:

@@ -23,6 +23,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from . import _version
 from ._checkpoints import atomic_save
 from ._extractors import TRAINED_EXTRACTORS, pretrained
 from ._networks import Features, build_network
@@ -42,8 +43,6 @@ _JSON_ATTRIBUTES = (
 
 def save(estimator, path) -> None:
     """Write the fitted ``estimator`` to ``path``."""
-    from . import __version__
-
     check_is_fitted(estimator)
     params = estimator.get_params(deep=False)
     for name in ("extractor", "architecture"):
@@ -58,7 +57,7 @@ def save(estimator, path) -> None:
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "package_version": __version__,
+        "package_version": _version.__version__,
         "params": json.dumps({k: _encode(k, v) for k, v in params.items()}),
         "fitted": json.dumps(fitted),
         "labels_": torch.from_numpy(estimator.labels_),
@@ -70,46 +69,14 @@ def save(estimator, path) -> None:
     atomic_save(record, path)
 
 
-def load(path):
-    """Load a transformer written by :meth:`ClusterFitTransformer.save`.
+def load(path, estimator_class):
+    """Read a model file written by :func:`save` into a new ``estimator_class``.
 
     Loading never runs code from the file: it holds only tensors, numbers and
-    strings, read with ``torch.load(weights_only=True)``.
-
-    Parameters
-    ----------
-    path : str or path
-        The model file.
-
-    Returns
-    -------
-    ClusterFitTransformer
-        The fitted transformer; its ``transform`` gives the same output as the
-        saved one's.
-
-    Raises
-    ------
-    ValueError
-        When the file is not a model file, holds anything but plain data, or
-        was written by an unknown format version.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> import numpy as np
-    >>> from sklearn.datasets import load_digits
-    >>> import skclusterfit
-    >>> X = load_digits().data[:100]
-    >>> cf = skclusterfit.ClusterFitTransformer(n_clusters=5, max_epochs=1,
-    ...                                         extractor_epochs=1, random_state=0).fit(X)
-    >>> path = os.path.join(tempfile.mkdtemp(), "clusterfit.pt")
-    >>> cf.save(path)
-    >>> loaded = skclusterfit.load(path)
-    >>> np.array_equal(cf.transform(X), loaded.transform(X))
-    True
+    strings, read with ``torch.load(weights_only=True)``. Raises ``ValueError``
+    when the file is not a model file, holds anything but plain data, or was
+    written by an unknown format version.
     """
-    from ._transformer import ClusterFitTransformer
-
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -126,17 +93,15 @@ def load(path):
             f"{path} has model format version {record['format_version']}; this "
             f"version of skclusterfit reads version {FORMAT_VERSION}."
         )
-    from . import __version__
-
-    if record["package_version"] != __version__:
+    if record["package_version"] != _version.__version__:
         warnings.warn(
             f"{path} was saved by skclusterfit {record['package_version']}; loading it "
-            f"with {__version__}.",
+            f"with {_version.__version__}.",
             UserWarning,
             stacklevel=2,
         )
     params = {k: _decode(k, v) for k, v in json.loads(record["params"]).items()}
-    estimator = ClusterFitTransformer(**params)
+    estimator = estimator_class(**params)
     fitted = json.loads(record["fitted"])
     for name, value in fitted.items():
         if name == "feature_names_in_":

@@ -2,25 +2,32 @@
 
 The pretext network (rotation prediction or supervised) and the ClusterFit
 network N_cf are trained by :func:`train`; features are computed by
-:func:`infer`. Both read images from an image source (see ``_inputs``), so they
-never hold more than one batch as float tensors.
+:func:`infer`. Both read images from an image source (see ``_sources``), so
+they never hold more than one batch as float tensors.
+
+The loop is three parts a reader can name: :class:`TrainState`, everything
+that changes while training (network, optimiser, schedule, random states,
+history), saved and resumed as one object; :func:`train_one_epoch`; and
+:func:`train`, which ties them to checkpoints. What a network is trained to
+predict is a targets object (see ``_targets``): the loop never asks which.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from . import _distributed as distributed
+from ._devices import autocast, resolve_precision, to_device
+from ._targets import Targets
 
 # Convolutions run faster on NHWC memory (measured in benchmarks/perf_training.py).
 CHANNELS_LAST = torch.channels_last
@@ -28,7 +35,12 @@ CHANNELS_LAST = torch.channels_last
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run (see ClusterFitTransformer for their meaning)."""
+    """Settings of one training run (see ClusterFitTransformer for their meaning).
+
+    ``autocast_dtype`` is the dtype the network's forward pass runs in during
+    training (None: float32); augmentation, the loss and inference stay in
+    float32.
+    """
 
     epochs: int
     batch_size: int
@@ -39,79 +51,110 @@ class TrainConfig:
     balanced_sampling: bool
     device: torch.device
     verbose: int
+    autocast_dtype: torch.dtype | None = None
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; other strings as torch reads them."""
-    if device == "auto":
-        return _rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        resolved = _rank_device(torch.device(device))
-    except RuntimeError as exc:
-        raise ValueError(f"device={device!r} is not a device torch knows: {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for, but CUDA is not available.")
-    return resolved
+def make_config(params: dict, *, epochs: int, device: torch.device) -> TrainConfig:
+    """The training settings in an estimator's parameters (``get_params()``)."""
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"],
+        lr_schedule=params["lr_schedule"],
+        weight_decay=params["weight_decay"],
+        augmentation=params["augmentation"],
+        balanced_sampling=params["balanced_sampling"],
+        device=device,
+        verbose=params["verbose"],
+        autocast_dtype=resolve_precision(params.get("precision", "float32"), device),
+    )
 
 
-def _rank_device(device: torch.device) -> torch.device:
-    """A GPU without an index means this rank's own GPU inside a process group."""
-    if device.type == "cuda" and device.index is None and distributed.active():
-        return distributed.cuda_device()
-    return device
+class TrainState:
+    """What changes while a network trains; ``state_dict`` saves it, ``load_state_dict`` resumes.
 
-
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device):
-    """Seed torch's global generators inside the block and restore them after.
-
-    Layer initialisation and dropout draw from the global generators; forking
-    them keeps fits reproducible without changing the caller's random state.
+    Parameters
+    ----------
+    network : nn.Module
+        The network being trained (not its DistributedDataParallel wrapper).
+    config : TrainConfig
+    steps_per_epoch : int
+        Optimiser steps per epoch, which the learning-rate schedule counts in.
+    generator : torch.Generator
+        Source of the sampling and augmentation randomness (on the CPU).
     """
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
+    def __init__(self, network: nn.Module, config: TrainConfig, steps_per_epoch: int, generator):
+        self.network = network
+        self.device = config.device
+        self.generator = generator
+        self.optimizer = torch.optim.SGD(
+            network.parameters(),
+            lr=config.learning_rate,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=config.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _schedule(config.lr_schedule, steps_per_epoch, config.epochs)
+        )
+        self.epoch = 0  # epochs finished
+        self.history: list[dict] = []
 
-@contextlib.contextmanager
-def torch_threads(n_jobs: int | None):
-    """Use ``n_jobs`` torch threads inside the block (joblib's meaning for ints)."""
-    if n_jobs is None:
-        yield
-        return
-    cores = torch.multiprocessing.cpu_count()
-    n_threads = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        """Tensors, numbers and lists only, so checkpoints load without running code."""
+        random = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            random["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "epoch": self.epoch,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "random": random,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from ``state`` (saved on any device; tensors are moved as needed)."""
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["random"]["generator"])
+        torch.set_rng_state(state["random"]["torch"])
+        if self.device.type == "cuda" and "cuda" in state["random"]:
+            torch.cuda.set_rng_state(state["random"]["cuda"], self.device)
+        self.epoch = state["epoch"]
+        self.history = list(state["history"])
 
 
 def train(
     network: nn.Module,
     source,
-    targets: np.ndarray | None,
+    targets: Targets,
+    *,
     config: TrainConfig,
     generator: torch.Generator,
     stage: str,
     checkpoints=None,
 ) -> list[dict]:
-    """Train ``network`` with cross-entropy and return its history.
+    """Train ``network`` to predict ``targets`` and return its history.
 
     Parameters
     ----------
     network : nn.Module
         Maps [0, 1]-scaled images (N, C, H, W) to logits.
     source : image source
-        See ``_inputs.ArrayImages``.
-    targets : ndarray of shape (n_samples,) or (n_samples, n_outputs), or None
-        Class ids in ``[0, n_outputs)``; samples with a negative id are left out.
-        A 2-D float array gives class probabilities instead (soft targets, as
-        in distillation). ``None`` trains the rotation pretext: each image is
-        shown at every rotation and the network predicts which.
+        See ``_sources.ArrayImages``.
+    targets : Targets
+        What the network learns to predict (see ``_targets``).
     config : TrainConfig
     generator : torch.Generator
         Source of the sampling and augmentation randomness (on the CPU).
@@ -136,134 +179,109 @@ def train(
     rank 0 prints and writes checkpoints (pass ``checkpoints=None`` to the
     others), and it hands its checkpoint to the other ranks on resuming.
     """
-    device = config.device
-    network.to(device, memory_format=CHANNELS_LAST).train()
-    model = network
-    if distributed.active():
-        ids = [device.index] if device.type == "cuda" else None
-        model = DistributedDataParallel(network, device_ids=ids)
-    if targets is None or targets.ndim == 2:
-        usable = np.arange(len(source))
-        labels = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
-    else:
-        usable = np.flatnonzero(targets >= 0)
-        labels = torch.as_tensor(targets, dtype=torch.long)
-    n_local = len(distributed.shard(usable))
-    batch_size = min(config.batch_size, n_local)
-    steps = math.ceil(n_local / batch_size)
-    optimizer = torch.optim.SGD(
-        network.parameters(),
-        lr=config.learning_rate,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(config.lr_schedule, steps, config.epochs)
-    )
-    weights = _sampling_weights(targets, usable) if config.balanced_sampling else None
-
-    history: list[dict] = []
-    first_epoch = 1
-    saved = checkpoints.load(stage) if checkpoints is not None else None
-    saved = distributed.broadcast(saved)
+    network.to(config.device, memory_format=CHANNELS_LAST).train()
+    model = distributed.wrap(network, config.device)
+    batch_size = min(config.batch_size, len(distributed.shard(targets.indices)))
+    steps = math.ceil(len(distributed.shard(targets.indices)) / batch_size)
+    state = TrainState(network, config, steps, generator)
+    saved = distributed.broadcast(checkpoints.load(stage) if checkpoints is not None else None)
     if saved is not None:
-        network.load_state_dict(saved["network"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        _set_random_states(saved["random"], generator, device)
-        history = saved["history"]
-        first_epoch = saved["epoch"] + 1
-    for epoch in range(first_epoch, config.epochs + 1):
-        start = time.perf_counter()
-        order = _epoch_order(usable, weights, generator)
-        augmenter = generator
-        if distributed.active():
-            # Drawn from the shared generator, so that the ranks' orders stay
-            # in step and a resumed epoch augments as the first run did.
-            seed = int(torch.randint(2**62, (1,), generator=generator))
-            augmenter = torch.Generator().manual_seed(seed + distributed.rank())
-            order = distributed.shard(order)
+        state.load_state_dict(saved)
+    weights = targets.sampling_weights() if config.balanced_sampling else None
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        order, augmenter = _epoch_plan(targets.indices, weights, generator)
         verbose = config.verbose if distributed.is_main() else 0
-        progress = _Progress(stage, epoch, config.epochs, steps, verbose)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for indices, images in source.iter_batches(batch_size, order):
-            if len(indices) < 2:  # batch norm needs two samples
-                continue
-            images = augment(images.to(device), config.augmentation, augmenter)
-            images = images.contiguous(memory_format=CHANNELS_LAST)
-            if labels is None:
-                images, batch_targets = rotations(images)
-            else:
-                batch_targets = labels[indices]
-            batch_targets = batch_targets.to(device)
-            logits = model(images)
-            loss = F.cross_entropy(logits, batch_targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"The training loss of stage {stage!r} became {loss.item()} at "
-                    f"epoch {epoch}; try a lower learning_rate."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(batch_targets)
-            hard = batch_targets if batch_targets.ndim == 1 else batch_targets.argmax(1)
-            correct += (logits.argmax(1) == hard).sum().item()
-            seen += len(batch_targets)
-            progress.step(loss_sum / seen)
-        seconds = time.perf_counter() - start
-        # Every rank records the same numbers: sums over all ranks' images,
-        # and the mean time.
-        loss_sum, correct, seen, seconds = distributed.sum_over_ranks(
-            [loss_sum, correct, seen, seconds]
+        progress = _Progress(stage, epoch, config.epochs, steps, targets.accuracy_of, verbose)
+        record = train_one_epoch(
+            model,
+            state,
+            source,
+            targets,
+            order=order,
+            batch_size=batch_size,
+            config=config,
+            augmenter=augmenter,
+            progress=progress,
         )
-        seconds /= distributed.world_size()
-        record = {
-            "stage": stage,
-            "epoch": epoch,
-            "loss": loss_sum / max(seen, 1),
-            "accuracy": correct / max(seen, 1),
-            "seconds": seconds,
-        }
-        progress.close(record)
-        history.append(record)
-        if checkpoints is not None:
-            checkpoints.save(
-                stage,
-                {
-                    "epoch": epoch,
-                    "network": network.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "random": _random_states(generator, device),
-                    "history": history,
-                },
+        if not math.isfinite(record["loss"]):
+            raise FloatingPointError(
+                f"The training loss of stage {stage!r} became {record['loss']} at "
+                f"epoch {epoch}; try a lower learning_rate."
             )
+        state.history.append({"stage": stage, "epoch": epoch, **record})
+        state.epoch = epoch
+        progress.close(record)
+        if checkpoints is not None:
+            checkpoints.save(stage, state.state_dict())
     distributed.share_buffers(network)
     network.eval()
-    return history
+    return state.history
 
 
-def _random_states(generator: torch.Generator, device: torch.device) -> dict:
-    """Every random state the loop draws from, to resume it exactly."""
-    states = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
+def train_one_epoch(
+    model: nn.Module,
+    state: TrainState,
+    source,
+    targets: Targets,
+    *,
+    order: np.ndarray,
+    batch_size: int,
+    config: TrainConfig,
+    augmenter: torch.Generator,
+    progress,
+) -> dict:
+    """One pass over ``order``; returns the epoch's mean loss, accuracy and seconds.
+
+    The loss and the correct predictions are summed on the device and read
+    once, at the end, so that no step waits for the device. Every rank
+    returns the same numbers: sums over all ranks' images, and the mean time.
+    """
+    start = time.perf_counter()
+    device = config.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    for indices, images in source.iter_batches(batch_size, order):
+        if len(indices) < 2:  # batch norm needs two samples
+            continue
+        images = augment(to_device(images, device), config.augmentation, augmenter)
+        inputs, batch_targets = targets.batch(indices, images)
+        inputs = inputs.contiguous(memory_format=CHANNELS_LAST)
+        with autocast(device, config.autocast_dtype):
+            logits = model(inputs)
+        loss = targets.loss(logits.float(), batch_targets)
+        state.step(loss)
+        loss_sum += loss.detach() * len(batch_targets)
+        correct += targets.n_correct(logits.detach(), batch_targets)
+        seen += len(batch_targets)
+        progress.step()
+    seconds = time.perf_counter() - start
+    loss_sum, correct, seen, seconds = distributed.sum_over_ranks(
+        [loss_sum.item(), correct.item(), seen, seconds]
+    )
+    return {
+        "loss": loss_sum / max(seen, 1),
+        "accuracy": correct / max(seen, 1),
+        "seconds": seconds / distributed.world_size(),
+    }
 
 
-def _set_random_states(states: dict, generator: torch.Generator, device: torch.device) -> None:
-    generator.set_state(states["generator"])
-    torch.set_rng_state(states["torch"])
-    if device.type == "cuda" and "cuda" in states:
-        torch.cuda.set_rng_state(states["cuda"], device)
+def _epoch_plan(indices: np.ndarray, weights, generator: torch.Generator):
+    """This rank's image order for one epoch, and the generator that augments them."""
+    order = _epoch_order(indices, weights, generator)
+    if not distributed.active():
+        return order, generator
+    # Drawn from the shared generator, so that the ranks' orders stay in step
+    # and a resumed epoch augments as the first run did.
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    augmenter = torch.Generator().manual_seed(seed + distributed.rank())
+    return distributed.shard(order), augmenter
 
 
 def infer(
     module: nn.Module,
     source,
+    *,
     batch_size: int,
     device: torch.device,
     shard: bool = False,
@@ -277,6 +295,10 @@ def infer(
     rank only) does not shard. Otherwise, with ``out_file``, the outputs are
     written batch by batch to that ``.npy`` file and returned memory-mapped,
     so that they need not fit in memory.
+
+    The output array is allocated once, when the first batch tells its
+    width; each batch's outputs are copied to it one batch late, so that the
+    device computes the next batch meanwhile.
     """
     module.to(device, memory_format=CHANNELS_LAST).eval()
     n = len(source)
@@ -286,23 +308,30 @@ def infer(
     # learn the output width the gather needs.
     order = rows if len(rows) else np.arange(1)
     to_disk = out_file is not None and not shard
-    outputs = []
+    out = None
+    pending: deque = deque()
+    lag = 1 if device.type == "cuda" else 0  # batches whose copy to memory waits
     with torch.inference_mode():
         for indices, images in source.iter_batches(batch_size, order):
-            images = images.to(device).contiguous(memory_format=CHANNELS_LAST)
-            batch = module(images).flatten(1).float().cpu().numpy()
-            if not to_disk:
-                outputs.append(batch)
-                continue
-            if not outputs:  # the width is known from the first batch
-                outputs.append(
-                    np.lib.format.open_memmap(out_file, "w+", np.float32, (n, batch.shape[1]))
+            images = to_device(images, device).contiguous(memory_format=CHANNELS_LAST)
+            outputs = module(images).flatten(1)
+            if out is None:
+                shape = (len(order), outputs.shape[1])
+                out = (
+                    np.lib.format.open_memmap(out_file, "w+", np.float32, shape)
+                    if to_disk
+                    else np.empty(shape, dtype=np.float32)
                 )
-            outputs[0][indices] = batch
+            pending.append((indices - order[0], outputs))
+            while len(pending) > lag:
+                positions, done = pending.popleft()
+                out[positions] = done.float().cpu().numpy()
+        for positions, done in pending:
+            out[positions] = done.float().cpu().numpy()
     if to_disk:
-        outputs[0].flush()
-        return outputs[0]
-    local = np.concatenate(outputs)[: len(rows)]
+        out.flush()
+        return out
+    local = out[: len(rows)]
     return distributed.gather_blocks(local, n) if shard else local
 
 
@@ -347,18 +376,6 @@ def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> tor
     return out
 
 
-def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image at every rotation, with the rotation's index as its target.
-
-    Square images are rotated by 0, 90, 180 and 270 degrees; others (which a
-    quarter turn would reshape) by 0 and 180 degrees.
-    """
-    turns = (0, 1, 2, 3) if images.shape[2] == images.shape[3] else (0, 2)
-    rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in turns])
-    targets = torch.arange(len(turns)).repeat_interleave(len(images))
-    return rotated, targets
-
-
 def _schedule(kind: str, steps_per_epoch: int, epochs: int):
     """Learning-rate factor per step: constant, or one warm-up epoch then cosine decay."""
     total = steps_per_epoch * epochs
@@ -375,14 +392,6 @@ def _schedule(kind: str, steps_per_epoch: int, epochs: int):
     return factor
 
 
-def _sampling_weights(targets: np.ndarray | None, usable: np.ndarray) -> torch.Tensor | None:
-    """Weights that make every class equally likely to be drawn (DeepCluster's sampler)."""
-    if targets is None or targets.ndim == 2:
-        return None
-    counts = np.bincount(targets[usable])
-    return torch.as_tensor(1.0 / counts[targets[usable]], dtype=torch.float64)
-
-
 def _epoch_order(usable: np.ndarray, weights, generator: torch.Generator) -> np.ndarray:
     """Sample indices for one epoch: a shuffle, or a class-balanced draw."""
     if weights is None:
@@ -393,26 +402,34 @@ def _epoch_order(usable: np.ndarray, weights, generator: torch.Generator) -> np.
 
 
 class _Progress:
-    """A one-line progress bar on stderr per epoch, shown when ``verbose >= 1``."""
+    """A one-line progress bar on stderr per epoch, shown when ``verbose >= 1``.
+
+    The bar counts steps; the loss and the accuracy are printed when the epoch
+    ends, so that no step waits for the device to report them.
+    """
 
     width = 30
 
-    def __init__(self, stage: str, epoch: int, epochs: int, steps: int, verbose: int):
+    def __init__(
+        self, stage: str, epoch: int, epochs: int, steps: int, accuracy_of: str, verbose: int
+    ):
         self.label = f"{stage} epoch {epoch}/{epochs}"
+        self.accuracy_of = accuracy_of
         self.steps, self.done, self.verbose = steps, 0, verbose
 
-    def step(self, loss: float) -> None:
+    def step(self) -> None:
         self.done += 1
         if self.verbose >= 1:
             filled = self.width * self.done // self.steps
             bar = "#" * filled + "." * (self.width - filled)
-            sys.stderr.write(f"\r{self.label} [{bar}] loss {loss:.4f}")
+            sys.stderr.write(f"\r{self.label} [{bar}] step {self.done}/{self.steps}")
             sys.stderr.flush()
 
     def close(self, record: dict) -> None:
         if self.verbose >= 1:
             sys.stderr.write(
-                f"\r{self.label} [{'#' * self.width}] loss {record['loss']:.4f} "
-                f"accuracy {record['accuracy']:.3f} ({record['seconds']:.1f}s)\n"
+                f"\r{self.label} [{'#' * self.width}] loss {record['loss']:.4f}, "
+                f"{self.accuracy_of} accuracy {record['accuracy']:.3f} "
+                f"({record['seconds']:.1f}s)\n"
             )
             sys.stderr.flush()

@@ -24,13 +24,15 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _distributed as distributed
+from . import _persistence
 from ._checkpoints import Checkpoints, fingerprint
 from ._clustering import CLUSTERERS, Clustering, cluster
+from ._devices import resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor
 from ._inputs import check_fit_inputs, check_images
 from ._networks import Features, build_network
-from ._persistence import save
-from ._training import TrainConfig, infer, resolve_device, seeded, torch_threads, train
+from ._targets import ClassIds
+from ._training import infer, make_config, train
 
 FEATURE_LAYERS = ("features", "logits", "extractor")
 
@@ -372,28 +374,29 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # draws others on each) and only rank 0 writes checkpoints.
         seeds = distributed.broadcast(seeds)
         stats = source.channel_stats()
+        params = self.get_params(deep=False)
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
-            digest = fingerprint(self.get_params(deep=False), source, y)
+            digest = fingerprint(params, source, y)
             checkpoints = Checkpoints(self.checkpoint_dir, digest)
         with torch_threads(self.n_jobs), self._scratch_folder() as scratch:
             with seeded(int(seeds[0]), device):
                 extractor, history = fit_extractor(
                     self.extractor,
-                    self.extractor_weights,
-                    source,
-                    y,
-                    self.architecture,
-                    stats,
-                    self._config(self.extractor_epochs, device),
-                    torch.Generator().manual_seed(int(seeds[0])),
-                    checkpoints,
+                    weights=self.extractor_weights,
+                    source=source,
+                    y=y,
+                    architecture=self.architecture,
+                    stats=stats,
+                    config=make_config(params, epochs=self.extractor_epochs, device=device),
+                    generator=torch.Generator().manual_seed(int(seeds[0])),
+                    checkpoints=checkpoints,
                 )
                 embeddings = infer(
                     extractor,
                     source,
-                    self.batch_size,
-                    device,
+                    batch_size=self.batch_size,
+                    device=device,
                     shard=True,
                     out_file=None if scratch is None else scratch / "embeddings.npy",
                 )
@@ -417,11 +420,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 history += train(
                     network,
                     source,
-                    clustering.labels,
-                    self._config(self.max_epochs, device),
-                    torch.Generator().manual_seed(int(seeds[2])),
-                    "clusterfit",
-                    checkpoints,
+                    ClassIds(clustering.labels, accuracy_of="pseudo-label"),
+                    config=make_config(params, epochs=self.max_epochs, device=device),
+                    generator=torch.Generator().manual_seed(int(seeds[2])),
+                    stage="clusterfit",
+                    checkpoints=checkpoints,
                 )
         self.extractor_ = extractor
         self.network_ = network
@@ -457,7 +460,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             "extractor": self.extractor_,
         }[self.feature_layer]
         with torch_threads(self.n_jobs):
-            return infer(module, source, self.batch_size, resolve_device(self.device))
+            return infer(
+                module, source, batch_size=self.batch_size, device=resolve_device(self.device)
+            )
 
     def save(self, path) -> None:
         """Save the fitted transformer to ``path`` in a format safe to load.
@@ -473,7 +478,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         path : str or path
             File to write (replaced atomically if it exists).
         """
-        save(self, path)
+        _persistence.save(self, path)
 
     @property
     def _n_features_out(self):
@@ -513,12 +518,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             )
         clustering = cluster(
             embeddings,
-            self.n_clusters,
-            self.clusterer,
-            self.pca_components,
-            self.l2_normalize,
-            seed,
-            scratch,
+            n_clusters=self.n_clusters,
+            clusterer=self.clusterer,
+            pca_components=self.pca_components,
+            l2_normalize=self.l2_normalize,
+            seed=seed,
+            folder=scratch,
         )
         if checkpoints is not None:
             checkpoints.save(
@@ -545,19 +550,47 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         with tempfile.TemporaryDirectory(dir=self.features_dir, prefix="skclusterfit-") as path:
             yield Path(path)
 
-    def _config(self, epochs: int, device: torch.device) -> TrainConfig:
-        return TrainConfig(
-            epochs=epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            lr_schedule=self.lr_schedule,
-            weight_decay=self.weight_decay,
-            augmentation=self.augmentation,
-            balanced_sampling=self.balanced_sampling,
-            device=device,
-            verbose=self.verbose,
-        )
-
     def _say(self, message: str) -> None:
         if self.verbose >= 1 and distributed.is_main():
             print(f"[ClusterFit] {message}", file=sys.stderr, flush=True)
+
+
+def load(path) -> ClusterFitTransformer:
+    """Load a transformer written by :meth:`ClusterFitTransformer.save`.
+
+    Loading never runs code from the file: it holds only tensors, numbers and
+    strings, read with ``torch.load(weights_only=True)``.
+
+    Parameters
+    ----------
+    path : str or path
+        The model file.
+
+    Returns
+    -------
+    ClusterFitTransformer
+        The fitted transformer; its ``transform`` gives the same output as the
+        saved one's.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a model file, holds anything but plain data, or
+        was written by an unknown format version.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> import skclusterfit
+    >>> X = load_digits().data[:100]
+    >>> cf = skclusterfit.ClusterFitTransformer(n_clusters=5, max_epochs=1,
+    ...                                         extractor_epochs=1, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "clusterfit.pt")
+    >>> cf.save(path)
+    >>> loaded = skclusterfit.load(path)
+    >>> np.array_equal(cf.transform(X), loaded.transform(X))
+    True
+    """
+    return _persistence.load(path, ClusterFitTransformer)

@@ -22,7 +22,7 @@ def test_named_clusterers_find_well_separated_blobs(blobs, method):
     if method == "faiss":
         pytest.importorskip("faiss")
     points, truth = blobs
-    result = cluster(points, 4, method, None, True, seed=0)
+    result = cluster(points, n_clusters=4, clusterer=method, seed=0)
     assert result.method == ("kmeans-random" if method == "auto" else method)
     # Each true blob ends up in one cluster.
     for k in range(4):
@@ -52,10 +52,10 @@ def test_auto_uses_faiss_only_where_it_is_installed(monkeypatch):
 
     points = np.random.RandomState(0).randn(2_000, 8).astype(np.float32)
     installed = importlib.util.find_spec("faiss") is not None
-    result = cluster(points, 4, "auto", None, True, seed=0)
+    result = cluster(points, n_clusters=4, clusterer="auto", seed=0)
     assert result.method == ("faiss" if installed else "kmeans-random")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
-    assert cluster(points, 4, "auto", None, True, seed=0).method == "kmeans-random"
+    assert cluster(points, n_clusters=4, clusterer="auto", seed=0).method == "kmeans-random"
 
 
 def test_clusterer_instance_is_cloned_and_given_n_clusters(small_digits, tiny):
@@ -98,13 +98,19 @@ def test_labels_are_renumbered_contiguously():
     points = np.random.RandomState(0).randn(40, 3).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = cluster(points, 3, Gappy(n_init=1), None, False, seed=0)
+        result = cluster(
+            points, n_clusters=3, clusterer=Gappy(n_init=1), l2_normalize=False, seed=0
+        )
     assert set(result.labels) == {0, 1, 2}
 
 
 def test_pca_whitening_and_l2(blobs):
     points, _ = blobs
-    whitened = cluster(points, 4, "kmeans", 3, False, seed=0)
+    whitened = cluster(
+        points, n_clusters=4, clusterer="kmeans", pca_components=3, l2_normalize=False, seed=0
+    )
     assert whitened.centers.shape == (4, 3)
-    normalised = cluster(points, 4, "kmeans", 3, True, seed=0)
+    normalised = cluster(
+        points, n_clusters=4, clusterer="kmeans", pca_components=3, l2_normalize=True, seed=0
+    )
     assert np.all(np.linalg.norm(normalised.centers, axis=1) <= 1 + 1e-5)

@@ -198,8 +198,18 @@ def test_features_on_disk_give_the_same_clusters(digits, tmp_path, method):
     on_disk = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.float32, features.shape)
     on_disk[:] = features
     for pca in (None, 16):
-        in_memory = cluster(features, 10, method, pca, True, seed=0)
-        mapped = cluster(on_disk, 10, method, pca, True, seed=0, folder=tmp_path)
+        in_memory = cluster(
+            features, n_clusters=10, clusterer=method, pca_components=pca, l2_normalize=True, seed=0
+        )
+        mapped = cluster(
+            on_disk,
+            n_clusters=10,
+            clusterer=method,
+            pca_components=pca,
+            l2_normalize=True,
+            seed=0,
+            folder=tmp_path,
+        )
         np.testing.assert_array_equal(mapped.labels, in_memory.labels)
         np.testing.assert_allclose(mapped.centers, in_memory.centers, atol=1e-5)
     np.testing.assert_array_equal(on_disk, features)  # k-means restores what it centres
@@ -215,8 +225,8 @@ def test_features_dir_is_left_empty_and_changes_nothing(grey_files, tmp_path, pa
 def test_faiss_trains_on_at_most_256_points_per_cluster(digits, tiny, capsys):
     pytest.importorskip("faiss")
     features = digits[0].astype(np.float32)
-    assert cluster(features, 4, "faiss", None, True, seed=0).n_fitted == 1024
-    assert cluster(features, 10, "faiss", None, True, seed=0).n_fitted == len(features)
+    assert cluster(features, n_clusters=4, clusterer="faiss", seed=0).n_fitted == 1024
+    assert cluster(features, n_clusters=10, clusterer="faiss", seed=0).n_fitted == len(features)
     ClusterFitTransformer(**{**tiny, "n_clusters": 2}, clusterer="faiss", verbose=1).fit(
         digits[0][:600]
     )

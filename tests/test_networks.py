@@ -7,7 +7,8 @@ from torch import nn
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._networks import build_network
-from skclusterfit._training import _epoch_order, _sampling_weights, augment, rotations
+from skclusterfit._targets import ClassIds, Rotations
+from skclusterfit._training import _epoch_order, augment
 
 
 @pytest.mark.parametrize(
@@ -60,18 +61,22 @@ def test_augmentations_keep_shape_and_range_and_are_seeded(level):
 
 def test_rotations():
     images = torch.arange(8.0).view(2, 1, 2, 2)
-    rotated, targets = rotations(images)
+    square = Rotations(2, (1, 2, 2))
+    rotated, targets = square.batch(np.arange(2), images)
+    assert square.n_outputs == 4
     assert rotated.shape == (8, 1, 2, 2) and targets.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     torch.testing.assert_close(rotated[2], torch.rot90(images[0], 1, (1, 2)))
-    _, targets = rotations(torch.zeros((3, 1, 2, 5)))
-    assert targets.tolist() == [0, 0, 0, 1, 1, 1]
+    wide = Rotations(3, (1, 2, 5))
+    _, targets = wide.batch(np.arange(3), torch.zeros((3, 1, 2, 5)))
+    assert wide.n_outputs == 2 and targets.tolist() == [0, 0, 0, 1, 1, 1]
 
 
 def test_balanced_sampling_draws_clusters_equally():
-    targets = np.array([0] * 900 + [1] * 90 + [2] * 10)
-    usable = np.arange(1000)
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10 + [-1] * 50)
+    targets = ClassIds(labels)
+    assert len(targets.indices) == 1000 and targets.n_outputs == 3
     order = _epoch_order(
-        usable, _sampling_weights(targets, usable), torch.Generator().manual_seed(0)
+        targets.indices, targets.sampling_weights(), torch.Generator().manual_seed(0)
     )
-    counts = np.bincount(targets[order], minlength=3)
+    counts = np.bincount(labels[order], minlength=3)
     assert np.all(np.abs(counts - 333) < 60), counts

@@ -104,6 +104,6 @@ def test_models_holding_code_cannot_be_saved(small_digits, tiny, tmp_path):
 def test_loading_a_file_from_another_version_warns(small_digits, tiny, tmp_path, monkeypatch):
     X, _ = small_digits
     ClusterFitTransformer(**tiny).fit(X).save(tmp_path / "model.pt")
-    monkeypatch.setattr(skclusterfit, "__version__", "99.0")
+    monkeypatch.setattr(skclusterfit._version, "__version__", "99.0")
     with pytest.warns(UserWarning, match="saved by skclusterfit 0.1.0; loading it with 99.0"):
         skclusterfit.load(tmp_path / "model.pt")

@@ -4,7 +4,8 @@ import torch
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._inputs import check_images
 from skclusterfit._networks import build_network
-from skclusterfit._training import train
+from skclusterfit._targets import ClassProbabilities
+from skclusterfit._training import make_config, train
 
 
 def test_soft_targets_are_learned(small_digits):
@@ -17,13 +18,14 @@ def test_soft_targets_are_learned(small_digits):
     soft[np.arange(len(y)), y] = 0.82
     torch.manual_seed(0)
     network = build_network("auto", source.shape, 10, *source.channel_stats())
+    params = model.set_params(augmentation="none").get_params()
     history = train(
         network,
         source,
-        soft,
-        model.set_params(augmentation="none")._config(8, torch.device("cpu")),
-        torch.Generator().manual_seed(0),
-        "distillation",
+        ClassProbabilities(soft),
+        config=make_config(params, epochs=8, device=torch.device("cpu")),
+        generator=torch.Generator().manual_seed(0),
+        stage="distillation",
     )
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert history[-1]["accuracy"] > 0.8

@@ -1,0 +1,104 @@
+"""Where and how the networks compute: device, numeric precision, threads and seeds.
+
+Everything the package needs to know about the hardware is decided here, once
+per ``fit`` or ``transform``, and handed to the stages as plain values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from . import _distributed as distributed
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; other strings as torch reads them."""
+    if device == "auto":
+        return _rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        resolved = _rank_device(torch.device(device))
+    except RuntimeError as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows: {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but CUDA is not available.")
+    return resolved
+
+
+def _rank_device(device: torch.device) -> torch.device:
+    """A GPU without an index means this rank's own GPU inside a process group."""
+    if device.type == "cuda" and device.index is None and distributed.active():
+        return distributed.cuda_device()
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of training steps, or None for plain float32.
+
+    ``"auto"`` is bfloat16 where the hardware computes it natively (CUDA
+    devices of compute capability 8.0 or more; CPUs with AMX or AVX512-BF16)
+    and float32 elsewhere.
+    """
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    return torch.bfloat16 if native_bfloat16(device) else None
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` has bfloat16 arithmetic in hardware."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        # torch's own queries of the CPU's instruction sets (private, so looked up
+        # defensively: an older torch without them gets float32).
+        queries = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in queries)
+    return False
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` to ``dtype`` on ``device``, or nothing for float32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; copies to a GPU go from pinned memory, without waiting."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Seed torch's global generators inside the block and restore them after.
+
+    Layer initialisation and dropout draw from the global generators; forking
+    them keeps fits reproducible without changing the caller's random state.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs: int | None):
+    """Use ``n_jobs`` torch threads inside the block (joblib's meaning for ints)."""
+    if n_jobs is None:
+        yield
+        return
+    cores = torch.multiprocessing.cpu_count()
+    n_threads = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

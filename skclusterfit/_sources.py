@@ -1,0 +1,295 @@
+"""Image sources: what every stage reads images from.
+
+An image source gives random access to batches of float32 tensors in
+``(N, C, H, W)`` layout with values scaled to ``[0, 1]``, through one
+interface: ``len``, ``shape`` (C, H, W), ``iter_batches(batch_size, order)``,
+``channel_stats()`` and ``update_digest(digest)`` (for checkpoint
+fingerprints). Two kinds exist:
+
+- :class:`ArrayImages`: images held in memory in the caller's dtype (uint8,
+  float32, ...), converted one batch at a time, so no float copy of the whole
+  set is ever made;
+- :class:`StreamedImages`: image files or a torch Dataset, decoded one batch
+  at a time by a DataLoader, so they are never all in memory.
+
+Sources are built, and their inputs validated, by ``_inputs``; an image file
+that cannot be decoded is found only when it is read, and reported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+CHANNEL_COUNTS = (1, 3, 4)
+
+
+class ImageSource:
+    """What every image source shares: batching, layout and streamed statistics.
+
+    A subclass gives ``__len__``, ``shape`` and ``_read(chunks)``, which yields
+    one float32 ``(N, H, W, C)`` tensor in [0, 1] per chunk of indices.
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Image shape as (C, H, W)."""
+        raise NotImplementedError
+
+    def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        raise NotImplementedError
+
+    def iter_batches(
+        self, batch_size: int, order: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Yield ``(indices, images)`` over ``order`` (default: all, in order).
+
+        ``images`` is a float32 tensor (N, C, H, W) scaled to [0, 1].
+        """
+        if order is None:
+            order = np.arange(len(self))
+        chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        for indices, images in zip(chunks, self._read(chunks), strict=True):
+            # NHWC memory seen as NCHW is channels_last, the layout conv kernels prefer.
+            yield indices, images.permute(0, 3, 1, 2)
+
+    def channel_stats(self, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and standard deviation of the scaled images."""
+        channels = self.shape[0]
+        total = np.zeros(channels)
+        total_sq = np.zeros(channels)
+        for _, batch in self.iter_batches(batch_size):
+            values = batch.transpose(0, 1).reshape(channels, -1).double()
+            total += values.sum(1).numpy()
+            total_sq += (values**2).sum(1).numpy()
+        count = len(self) * self.shape[1] * self.shape[2]
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+        return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+class ArrayImages(ImageSource):
+    """Images held in memory, converted to float tensors one batch at a time.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_samples, H, W, C)
+        Any real dtype; may be a non-contiguous view.
+    value_range : tuple of float
+        ``(low, high)`` mapped to ``(0, 1)``.
+    """
+
+    def __init__(self, images: np.ndarray, value_range: tuple[float, float]):
+        self.images = images
+        self.low, self.high = value_range
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        _, height, width, channels = self.images.shape
+        return (channels, height, width)
+
+    def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        for indices in chunks:
+            # uint8 is exact in float32; other dtypes are scaled in float64, one
+            # batch at a time, so that any finite values, however large, map
+            # into [0, 1].
+            if self.images.dtype == np.uint8:
+                chunk = np.ascontiguousarray(self.images[indices], dtype=np.float32)
+                chunk *= 1.0 / 255.0
+            else:
+                chunk = np.asarray(self.images[indices], dtype=np.float64)
+                # Halves keep the range finite even for data spanning the float64 range.
+                chunk = (chunk * 0.5 - self.low * 0.5) / (self.high * 0.5 - self.low * 0.5)
+                chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+            yield torch.from_numpy(chunk)
+
+    def update_digest(self, digest) -> None:
+        """Feed the images to ``digest`` (a hashlib object), one image at a time."""
+        digest.update(f"{self.images.shape}{self.images.dtype}".encode())
+        for row in self.images:  # no copy of the whole set
+            digest.update(np.ascontiguousarray(row).data)
+
+
+def item_name(items, index: int, kind: str) -> str:
+    """How error messages name item ``index``."""
+    return f"image file {items[index]!r} (X[{index}])" if kind == "paths" else f"X[{index}]"
+
+
+def read_item(items, index: int, kind: str):
+    """Item ``index``: a decoded PIL image for a path, the Dataset's item otherwise."""
+    if kind != "paths":
+        item = items[index]
+        # Datasets of labelled images (torchvision's, for one) return (image, label).
+        return item[0] if isinstance(item, (tuple, list)) and item else item
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(items[index]) as image:
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Image {item_name(items, index, kind)} does not exist.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"Cannot decode {item_name(items, index, kind)}: {exc}") from None
+
+
+def describe_item(item, where: str) -> tuple[int, int, int, bool]:
+    """Height, width, channel count (1 grey, 3 colour) and whether values are 0-255."""
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        grey = Image.getmodebase(item.mode) == "L"
+        return item.height, item.width, 1 if grey else 3, True
+    array = _as_hwc(item, where)
+    return array.shape[0], array.shape[1], 1 if array.shape[2] == 1 else 3, array.dtype == np.uint8
+
+
+def _as_hwc(item, where: str) -> np.ndarray:
+    """An array or tensor item as an (H, W, C) array, checked."""
+    if isinstance(item, torch.Tensor):
+        tensor = item.detach().cpu()
+        if tensor.ndim == 2:
+            tensor = tensor[None]
+        if tensor.ndim != 3:
+            raise ValueError(
+                f"{where} is a tensor of shape {tuple(item.shape)}; expected (C, H, W) or (H, W)."
+            )
+        array = tensor.numpy().transpose(1, 2, 0)
+    elif isinstance(item, np.ndarray):
+        array = item[:, :, None] if item.ndim == 2 else item
+        if array.ndim != 3:
+            raise ValueError(f"{where} is an array of shape {item.shape}; expected (H, W, C).")
+    else:
+        raise TypeError(
+            f"{where} is a {type(item).__name__}; a Dataset must return PIL images, "
+            f"(H, W, C) arrays or (C, H, W) tensors, or (image, label) tuples of them."
+        )
+    if array.shape[2] not in CHANNEL_COUNTS:
+        raise ValueError(
+            f"{where} has {array.shape[2]} channels (shape {item.shape}); expected "
+            f"1 (grey), 3 (RGB) or 4 (RGBA)."
+        )
+    if array.dtype != np.uint8 and array.dtype.kind != "f":
+        raise TypeError(
+            f"{where} has dtype {array.dtype}; expected uint8 (0-255) or floats in [0, 1]."
+        )
+    return array
+
+
+def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One item as float32 (H, W, C) in [0, 1] at ``size`` with ``channels`` channels.
+
+    PIL images are converted ("L" or "RGB") and resized (bilinear) by PIL; arrays
+    and tensors have their alpha channel dropped, grey repeated or colour
+    weighted (ITU-R 601 luma, as PIL does), and are resized by bilinear
+    interpolation with antialiasing.
+    """
+    from PIL import Image
+
+    height, width = size
+    if isinstance(item, Image.Image):
+        image = item.convert("L" if channels == 1 else "RGB")
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        item = np.asarray(image)
+    array = _as_hwc(item, where)
+    if array.dtype == np.uint8:
+        # The same float32 arithmetic as ArrayImages.batch, so that the same
+        # uint8 images give the same tensors from files, Datasets and arrays.
+        out = np.array(array, dtype=np.float32)
+        out *= 1.0 / 255.0
+    else:
+        out = np.array(array, dtype=np.float32)
+        if not np.isfinite(out).all() or out.min() < 0.0 or out.max() > 1.0:
+            raise ValueError(
+                f"{where} holds float values outside [0, 1] (min {out.min()}, max "
+                f"{out.max()}); float images must be scaled to [0, 1] (the networks "
+                f"normalise their inputs themselves)."
+            )
+    if out.shape[2] == 4:
+        out = out[:, :, :3]
+    if out.shape[2] == 3 and channels == 1:
+        out = out @ np.array([[0.299], [0.587], [0.114]], dtype=np.float32)
+    elif out.shape[2] == 1 and channels == 3:
+        out = np.repeat(out, 3, axis=2)
+    if out.shape[:2] != (height, width):
+        resized = F.interpolate(
+            torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None],
+            size=(height, width),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+        out = resized[0].clamp(0.0, 1.0).numpy().transpose(1, 2, 0)
+    return np.ascontiguousarray(out)
+
+
+class Decoder(Dataset):
+    """Item ``i`` of files or a Dataset as a float32 tensor (H, W, C) in [0, 1]."""
+
+    def __init__(self, items, kind: str, size: tuple[int, int], channels: int):
+        self.items, self.kind = items, kind
+        self.size, self.channels = size, channels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        item = read_item(self.items, index, self.kind)
+        where = item_name(self.items, index, self.kind)
+        return torch.from_numpy(_to_float(item, where, self.size, self.channels))
+
+
+class StreamedImages(ImageSource):
+    """Images decoded from files or a torch Dataset, a batch at a time.
+
+    Batches are assembled by a ``torch.utils.data.DataLoader`` with
+    ``num_workers`` worker processes, in the order asked for, so only the
+    batches in flight are ever in memory.
+
+    Parameters
+    ----------
+    decoder : Decoder
+        Decodes, converts and resizes one image.
+    identity : list of tuple or None
+        ``(path, size, mtime)`` of every file, what the checkpoint fingerprint
+        hashes; None for a Dataset, whose images are hashed instead.
+    num_workers : int
+        DataLoader worker processes (0 decodes in the calling process).
+    """
+
+    def __init__(self, decoder: Decoder, identity, num_workers: int):
+        self.decoder = decoder
+        self.identity = identity
+        self.num_workers = num_workers
+
+    def __len__(self) -> int:
+        return len(self.decoder)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.decoder.channels, *self.decoder.size)
+
+    def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        batches = [indices.tolist() for indices in chunks]
+        yield from DataLoader(self.decoder, batch_sampler=batches, num_workers=self.num_workers)
+
+    def update_digest(self, digest) -> None:
+        """Feed the files' paths, sizes and times, or a Dataset's images, to ``digest``."""
+        digest.update(f"{self.shape}{len(self)}".encode())
+        if self.identity is not None:
+            for path, size, mtime in self.identity:
+                digest.update(f"{path}\0{size}\0{mtime}\0".encode())
+            return
+        for _, images in self.iter_batches(256):
+            digest.update(images.contiguous().numpy().data)

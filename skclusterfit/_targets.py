@@ -1,0 +1,138 @@
+"""What a network is trained to predict: one small object per kind of supervision.
+
+The training loop (``_training``) never asks what it trains for. It hands each
+batch of augmented images to a targets object, which turns it into the
+network's inputs and targets and later computes the loss and the count of
+correct predictions:
+
+- :class:`Rotations`: every image at every rotation, the rotation to predict
+  (the RotNet pretext task);
+- :class:`ClassIds`: one class id per image (labels, or ClusterFit's
+  pseudo-labels), negative ids left out;
+- :class:`ClassProbabilities`: a probability per class and image (distilling
+  another network's soft outputs).
+
+Each object also tells which images may be trained on (``indices``), the
+sampling weights of class-balanced sampling, and what its accuracy measures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._devices import to_device
+
+
+class Targets:
+    """What every kind of target shares: cross-entropy, argmax accuracy, uniform draws.
+
+    A subclass sets ``indices`` (the images trained on), ``n_outputs`` and
+    ``accuracy_of`` (what the accuracy measures, for the progress line), and
+    defines ``batch(indices, images) -> (inputs, targets)`` on the images'
+    device.
+    """
+
+    indices: np.ndarray
+    accuracy_of: str
+
+    def sampling_weights(self) -> torch.Tensor | None:
+        """Per-image weights of class-balanced sampling; None draws uniformly."""
+        return None
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the batch (targets are ids or probabilities)."""
+        return F.cross_entropy(logits, targets)
+
+    def n_correct(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Count of images whose highest logit is their target, kept on the device."""
+        hard = targets if targets.ndim == 1 else targets.argmax(1)
+        return (logits.argmax(1) == hard).sum()
+
+
+class Rotations(Targets):
+    """Each image at every rotation, with the rotation's index as its target.
+
+    Square images are turned by 0, 90, 180 and 270 degrees; others (which a
+    quarter turn would reshape) by 0 and 180 degrees.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of images, all used.
+    image_shape : tuple of int
+        (C, H, W) of the images.
+    """
+
+    accuracy_of = "rotation"
+
+    def __init__(self, n_samples: int, image_shape):
+        self.indices = np.arange(n_samples)
+        self.turns = (0, 1, 2, 3) if image_shape[1] == image_shape[2] else (0, 2)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.turns)
+
+    def batch(self, indices: np.ndarray, images: torch.Tensor):
+        """The images at every rotation, and the index of each one's rotation."""
+        rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in self.turns])
+        targets = torch.arange(len(self.turns), device=images.device)
+        return rotated, targets.repeat_interleave(len(images))
+
+
+class ClassIds(Targets):
+    """One class id per image; images with a negative id are not trained on.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Class ids in ``[0, n_classes)``, or negative for images to leave out
+        (those a clusterer left unassigned).
+    accuracy_of : str
+        What the accuracy measures, for the progress line ("pseudo-label",
+        "label").
+    """
+
+    def __init__(self, labels: np.ndarray, accuracy_of: str = "label"):
+        labels = np.asarray(labels)
+        self.indices = np.flatnonzero(labels >= 0)
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.accuracy_of = accuracy_of
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.labels.max()) + 1
+
+    def sampling_weights(self) -> torch.Tensor:
+        """Weights making every class equally likely to be drawn (DeepCluster's sampler)."""
+        labels = self.labels[self.indices].numpy()
+        counts = np.bincount(labels)
+        return torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
+
+    def batch(self, indices: np.ndarray, images: torch.Tensor):
+        return images, to_device(self.labels[indices], images.device)
+
+
+class ClassProbabilities(Targets):
+    """A probability per class and image (soft targets, as in distillation).
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n_samples, n_classes)
+        Rows summing to one.
+    """
+
+    accuracy_of = "most probable class"
+
+    def __init__(self, probabilities: np.ndarray):
+        self.probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
+        self.indices = np.arange(len(self.probabilities))
+
+    @property
+    def n_outputs(self) -> int:
+        return self.probabilities.shape[1]
+
+    def batch(self, indices: np.ndarray, images: torch.Tensor):
+        return images, to_device(self.probabilities[indices], images.device)
