@@ -22,9 +22,11 @@ import numpy as np
 import torch
 
 FORMAT = 1
-# Parameters that do not change what a fit computes on the CPU.
+# Parameters that do not change what a fit computes (on the CPU), and the
+# device, so that a fit checkpointed on a GPU may resume on a CPU and back.
 _IGNORED_PARAMS = (
     "checkpoint_dir",
+    "device",
     "verbose",
     "n_jobs",
     "feature_layer",

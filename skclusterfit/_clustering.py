@@ -49,9 +49,14 @@ class Clustering:
 
     labels: np.ndarray
     centers: np.ndarray
-    method: str
+    method: object  # "faiss" or an unfitted scikit-learn estimator, see plan()
     seconds: float
     n_fitted: int | None = None  # points the clusterer was fitted on
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of non-empty clusters."""
+        return int(self.labels.max()) + 1
 
 
 def cluster(
@@ -88,19 +93,19 @@ def cluster(
     -------
     Clustering
         Labels (-1 for samples the clusterer left unassigned), centres in the
-        space that was clustered, the method used, its time and the number of
-        points it was fitted on.
+        space that was clustered, the method that ran (see :func:`plan`), its
+        time and the number of points it was fitted on.
     """
     start = time.perf_counter()
     features = _prepare(features, pca_components, l2_normalize, seed, folder)
 
-    method = _choose(clusterer, len(features), n_clusters)
+    method = plan(clusterer, len(features), n_clusters, seed)
     expected = n_clusters
     n_fitted = len(features)
     if method == "faiss":
         labels, n_fitted = _faiss_kmeans(features, n_clusters, seed)
     else:
-        model = _sklearn_model(method, clusterer, n_clusters, seed)
+        model = clone(method)
         params = model.get_params()
         if "n_clusters" not in params:
             expected = None  # the clusterer decides how many clusters there are
@@ -116,8 +121,18 @@ def cluster(
 
     labels = _contiguous(labels, expected)
     centers = _cluster_means(features, labels)
-    name = method if isinstance(method, str) else type(method).__name__
-    return Clustering(labels, centers, name, time.perf_counter() - start, n_fitted)
+    return Clustering(labels, centers, method, time.perf_counter() - start, n_fitted)
+
+
+def plan(clusterer, n_samples: int, n_clusters: int, seed: int):
+    """The clustering that ``cluster`` runs: ``"faiss"`` or an unfitted scikit-learn estimator.
+
+    The estimator carries every setting it runs with (``n_clusters``,
+    initialisation, ``random_state``), so it is a value the ``clusterer``
+    parameter accepts that repeats the clustering.
+    """
+    method = _choose(clusterer, n_samples, n_clusters)
+    return method if method == "faiss" else _sklearn_model(method, clusterer, n_clusters, seed)
 
 
 def _prepare(features, pca_components, l2_normalize: bool, seed: int, folder) -> np.ndarray:

@@ -50,13 +50,15 @@ def fit_extractor(
     config: TrainConfig,
     generator: torch.Generator,
     checkpoints=None,
-) -> tuple[nn.Module, list[dict]]:
+) -> tuple[nn.Module, int, list[dict]]:
     """Resolve ``extractor`` into a frozen embedding module on ``config.device``.
 
     Returns
     -------
     module : nn.Module
         Maps [0, 1]-scaled images to features (N, d).
+    n_features : int
+        d, the width of its features.
     history : list of dict
         Training history of a trained extractor, else empty.
     """
@@ -91,8 +93,8 @@ def fit_extractor(
     else:
         module = _CallableExtractor(extractor)
     module.requires_grad_(False).eval().to(config.device)
-    check_output(module, source.shape, "extractor", config.device)
-    return module, history
+    n_features = check_output(module, source.shape, "extractor", config.device)
+    return module, n_features, history
 
 
 def _pretext(extractor: str, source, y) -> Targets | None:

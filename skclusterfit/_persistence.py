@@ -52,6 +52,7 @@ def save(estimator, path) -> None:
                 f"{type(params[name]).__name__}, which is code. Use pickle or joblib."
             )
     fitted = {name: getattr(estimator, name) for name in _JSON_ATTRIBUTES}
+    fitted["clusterer_"] = _encode("clusterer_", fitted["clusterer_"])
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = estimator.feature_names_in_.tolist()
     record = {
@@ -106,6 +107,8 @@ def load(path, estimator_class):
     for name, value in fitted.items():
         if name == "feature_names_in_":
             value = np.asarray(value, dtype=object)
+        elif name == "clusterer_":
+            value = _decode(name, value)
         elif isinstance(value, list) and name != "history_":
             value = tuple(value)
         setattr(estimator, name, value)

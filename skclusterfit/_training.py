@@ -66,7 +66,7 @@ def make_config(params: dict, *, epochs: int, device: torch.device) -> TrainConf
         balanced_sampling=params["balanced_sampling"],
         device=device,
         verbose=params["verbose"],
-        autocast_dtype=resolve_precision(params.get("precision", "float32"), device),
+        autocast_dtype=resolve_precision(params["precision"], device),
     )
 
 

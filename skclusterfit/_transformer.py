@@ -26,8 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import _distributed as distributed
 from . import _persistence
 from ._checkpoints import Checkpoints, fingerprint
-from ._clustering import CLUSTERERS, Clustering, cluster
-from ._devices import resolve_device, seeded, torch_threads
+from ._clustering import CLUSTERERS, Clustering, cluster, plan
+from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor
 from ._inputs import check_fit_inputs, check_images
 from ._networks import Features, build_network
@@ -153,6 +153,13 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         may be changed after ``fit``.
     device : str, default="auto"
         Torch device; ``"auto"`` uses CUDA when available.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Number format of the networks' forward pass while they train:
+        ``"bfloat16"`` runs it under ``torch.autocast`` in bfloat16 (weights,
+        gradients, the loss, augmentation and every feature ``fit`` and
+        ``transform`` compute stay float32); ``"auto"`` does so where the
+        hardware computes bfloat16 natively (CUDA GPUs of compute capability
+        8.0 or more, CPUs with AMX or AVX512-BF16) and uses float32 elsewhere.
     n_jobs : int or None, default=None
         Number of CPU threads torch uses during ``fit`` and ``transform``
         (negative values count back from the number of cores, as in joblib).
@@ -203,8 +210,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         clustered.
     n_clusters_ : int
         Number of non-empty clusters, i.e. of N_cf's classes.
-    clusterer_ : str
-        The clustering method that was run.
+    clusterer_ : str or estimator
+        The clustering that ran, as a value the ``clusterer`` parameter
+        accepts: ``"faiss"``, or an unfitted scikit-learn clusterer with the
+        settings it ran with (for ``"auto"`` and ``"kmeans"``, a ``KMeans``
+        showing its initialisation and seed).
     history_ : list of dict
         One record per training epoch with keys ``stage`` (the extractor name or
         ``"clusterfit"``), ``epoch``, ``loss``, ``accuracy`` and ``seconds``.
@@ -286,6 +296,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "features_dir": [str, os.PathLike, None],
+        "precision": [StrOptions(set(PRECISIONS))],
     }
 
     def __init__(
@@ -309,6 +320,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         balanced_sampling=False,
         feature_layer="features",
         device="auto",
+        precision="auto",
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -335,6 +347,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.balanced_sampling = balanced_sampling
         self.feature_layer = feature_layer
         self.device = device
+        self.precision = precision
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -367,21 +380,32 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self : ClusterFitTransformer
             The fitted transformer.
         """
+        previous = self._learned_state()
+        try:
+            self._fit(X, y)
+        except BaseException:
+            # A failed fit leaves the estimator as it was: a model fitted before
+            # keeps its networks *and* the input layout they expect.
+            self._set_learned_state(previous)
+            raise
+        return self
+
+    def _fit(self, X, y) -> None:
+        """The three stages, each saved by ``checkpoint_dir`` when one is given."""
         source = check_fit_inputs(self, X, y)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         # Ranks of a process group start from rank 0's seeds (random_state=None
         # draws others on each) and only rank 0 writes checkpoints.
-        seeds = distributed.broadcast(seeds)
-        stats = source.channel_stats()
+        seeds = [int(seed) for seed in distributed.broadcast(seeds)]
         params = self.get_params(deep=False)
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
-            digest = fingerprint(params, source, y)
-            checkpoints = Checkpoints(self.checkpoint_dir, digest)
-        with torch_threads(self.n_jobs), self._scratch_folder() as scratch:
-            with seeded(int(seeds[0]), device):
-                extractor, history = fit_extractor(
+            checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, y))
+        stats = source.channel_stats()
+        with torch_threads(self.n_jobs):
+            with seeded(seeds[0], device):
+                extractor, n_embedding, history = fit_extractor(
                     self.extractor,
                     weights=self.extractor_weights,
                     source=source,
@@ -389,40 +413,20 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     architecture=self.architecture,
                     stats=stats,
                     config=make_config(params, epochs=self.extractor_epochs, device=device),
-                    generator=torch.Generator().manual_seed(int(seeds[0])),
+                    generator=torch.Generator().manual_seed(seeds[0]),
                     checkpoints=checkpoints,
                 )
-                embeddings = infer(
-                    extractor,
-                    source,
-                    batch_size=self.batch_size,
-                    device=device,
-                    shard=True,
-                    out_file=None if scratch is None else scratch / "embeddings.npy",
-                )
-            n_embedding = embeddings.shape[1]
             self._say(f"extractor: {n_embedding} features per image")
-            clustering = None
-            if distributed.is_main():
-                clustering = self._cluster(embeddings, int(seeds[1]), checkpoints, scratch)
-            clustering = distributed.broadcast(clustering)
-            del embeddings  # the clusters are all that later stages need
-            n_found = int(clustering.labels.max()) + 1
-            fitted_on = ""
-            if clustering.n_fitted is not None and clustering.n_fitted < len(clustering.labels):
-                fitted_on = f", fitted on {clustering.n_fitted} of {len(clustering.labels)} images"
-            self._say(
-                f"clustering: {clustering.method} found {n_found} clusters "
-                f"in {clustering.seconds:.1f}s{fitted_on}"
-            )
-            with seeded(int(seeds[2]), device):
+            clustering = self._clustering_stage(extractor, source, device, seeds[1], checkpoints)
+            with seeded(seeds[2], device):
+                n_found = clustering.n_clusters
                 network = build_network(self.architecture, source.shape, n_found, *stats)
                 history += train(
                     network,
                     source,
                     ClassIds(clustering.labels, accuracy_of="pseudo-label"),
                     config=make_config(params, epochs=self.max_epochs, device=device),
-                    generator=torch.Generator().manual_seed(int(seeds[2])),
+                    generator=torch.Generator().manual_seed(seeds[2]),
                     stage="clusterfit",
                     checkpoints=checkpoints,
                 )
@@ -430,11 +434,120 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.network_ = network
         self.labels_ = clustering.labels
         self.cluster_centers_ = clustering.centers
-        self.n_clusters_ = n_found
+        self.n_clusters_ = clustering.n_clusters
         self.clusterer_ = clustering.method
         self.history_ = history
         self._extractor_n_features = n_embedding
-        return self
+
+    def _clustering_stage(self, extractor, source, device, seed: int, checkpoints) -> Clustering:
+        """Stage 2: embed and cluster, or restore the clusters of an interrupted fit.
+
+        A restored clustering skips the embedding too. Under ``torch.distributed``
+        every rank embeds its block, rank 0 clusters, and every rank gets the result.
+        """
+        saved = checkpoints.load("clustering") if checkpoints is not None else None
+        saved = distributed.broadcast(saved)
+        if saved is not None:
+            method = plan(self.clusterer, len(source), self.n_clusters, seed)
+            clustering = Clustering(saved["labels"].numpy(), saved["centers"].numpy(), method, 0.0)
+            self._say(f"clustering: {clustering.n_clusters} clusters restored from checkpoint")
+            return clustering
+        with self._scratch_folder() as scratch:
+            embeddings = infer(
+                extractor,
+                source,
+                batch_size=self.batch_size,
+                device=device,
+                shard=True,
+                out_file=None if scratch is None else scratch / "embeddings.npy",
+            )
+            clustering = None
+            if distributed.is_main():
+                clustering = cluster(
+                    embeddings,
+                    n_clusters=self.n_clusters,
+                    clusterer=self.clusterer,
+                    pca_components=self.pca_components,
+                    l2_normalize=self.l2_normalize,
+                    seed=seed,
+                    folder=scratch,
+                )
+            del embeddings  # the clusters are all that later stages need
+        if checkpoints is not None:
+            checkpoints.save(
+                "clustering",
+                {
+                    "labels": torch.from_numpy(clustering.labels),
+                    "centers": torch.from_numpy(clustering.centers),
+                },
+            )
+        clustering = distributed.broadcast(clustering)
+        fitted_on = ""
+        if clustering.n_fitted is not None and clustering.n_fitted < len(clustering.labels):
+            fitted_on = f", fitted on {clustering.n_fitted} of {len(clustering.labels)} images"
+        self._say(
+            f"clustering: {clustering.method} found {clustering.n_clusters} clusters "
+            f"in {clustering.seconds:.1f}s{fitted_on}"
+        )
+        return clustering
+
+    def _learned_state(self) -> dict:
+        """Every attribute ``fit`` sets (trailing underscore, or private and fitted)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if name.endswith("_") and not name.startswith("__") or name == "_extractor_n_features"
+        }
+
+    def _set_learned_state(self, state: dict) -> None:
+        for name in self._learned_state():
+            delattr(self, name)
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "network_")
+
+    def predict(self, X):
+        """The cluster of each image, by N_cf: the argmax of its cluster logits.
+
+        Groups new images into the ``n_clusters_`` clusters N_cf was trained
+        to recognise (the ids of ``labels_``), as ``KMeans.predict`` does with
+        its centres.
+
+        Parameters
+        ----------
+        X : array-like, sequence of paths or torch Dataset
+            Images, as ``transform`` takes them.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Cluster ids in ``[0, n_clusters_)``, int64.
+        """
+        logits = self._infer(X, self.network_)
+        return logits.argmax(axis=1).astype(np.int64)
+
+    def fit_predict(self, X, y=None):
+        """Fit on ``X``, then return N_cf's cluster of each of its images.
+
+        The same as ``fit(X, y).predict(X)``. These are N_cf's clusters; the
+        k-means clusters it was trained on are ``labels_``, which they
+        mostly agree with.
+
+        Parameters
+        ----------
+        X : array-like, sequence of paths or torch Dataset
+            Images, as ``fit`` takes them.
+        y : array-like of shape (n_samples,), default=None
+            Labels; used only by ``extractor="supervised"``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Cluster ids in ``[0, n_clusters_)``, int64.
+        """
+        return self.fit(X, y).predict(X)
 
     def transform(self, X):
         """Features of the images ``X``, by ``feature_layer``.
@@ -453,12 +566,17 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         check_is_fitted(self)
         self._validate_params()
-        source = check_images(self, X, reset=False)
         module = {
             "features": Features(self.network_),
             "logits": self.network_,
             "extractor": self.extractor_,
         }[self.feature_layer]
+        return self._infer(X, module)
+
+    def _infer(self, X, module) -> np.ndarray:
+        """Outputs of ``module`` on the images ``X``, checked against the fitted layout."""
+        check_is_fitted(self)
+        source = check_images(self, X, reset=False)
         with torch_threads(self.n_jobs):
             return infer(
                 module, source, batch_size=self.batch_size, device=resolve_device(self.device)
@@ -508,33 +626,6 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             ):
                 state[key] = copy.deepcopy(module).to("cpu")
         return state
-
-    def _cluster(self, embeddings, seed: int, checkpoints, scratch=None) -> Clustering:
-        """Stage 2, or its result from the checkpoint of an interrupted fit."""
-        saved = checkpoints.load("clustering") if checkpoints is not None else None
-        if saved is not None:
-            return Clustering(
-                saved["labels"].numpy(), saved["centers"].numpy(), saved["method"], 0.0
-            )
-        clustering = cluster(
-            embeddings,
-            n_clusters=self.n_clusters,
-            clusterer=self.clusterer,
-            pca_components=self.pca_components,
-            l2_normalize=self.l2_normalize,
-            seed=seed,
-            folder=scratch,
-        )
-        if checkpoints is not None:
-            checkpoints.save(
-                "clustering",
-                {
-                    "labels": torch.from_numpy(clustering.labels),
-                    "centers": torch.from_numpy(clustering.centers),
-                    "method": clustering.method,
-                },
-            )
-        return clustering
 
     @contextlib.contextmanager
     def _scratch_folder(self):

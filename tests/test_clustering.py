@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
+from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._clustering import cluster
@@ -23,7 +23,13 @@ def test_named_clusterers_find_well_separated_blobs(blobs, method):
         pytest.importorskip("faiss")
     points, truth = blobs
     result = cluster(points, n_clusters=4, clusterer=method, seed=0)
-    assert result.method == ("kmeans-random" if method == "auto" else method)
+    expected = {
+        "kmeans": KMeans(4, n_init=1, random_state=0),
+        "minibatch": MiniBatchKMeans(4, n_init=3, batch_size=4096, random_state=0),
+        "faiss": "faiss",
+        "auto": KMeans(4, init="random", n_init=1, random_state=0),  # 50 images per cluster
+    }[method]
+    assert repr(result.method) == repr(expected)
     # Each true blob ends up in one cluster.
     for k in range(4):
         assert len(np.unique(result.labels[truth == k])) == 1
@@ -53,16 +59,21 @@ def test_auto_uses_faiss_only_where_it_is_installed(monkeypatch):
     points = np.random.RandomState(0).randn(2_000, 8).astype(np.float32)
     installed = importlib.util.find_spec("faiss") is not None
     result = cluster(points, n_clusters=4, clusterer="auto", seed=0)
-    assert result.method == ("faiss" if installed else "kmeans-random")
+    if installed:
+        assert result.method == "faiss"
+    else:
+        assert isinstance(result.method, KMeans)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
-    assert cluster(points, n_clusters=4, clusterer="auto", seed=0).method == "kmeans-random"
+    method = cluster(points, n_clusters=4, clusterer="auto", seed=0).method
+    assert isinstance(method, KMeans) and method.init == "random"
 
 
 def test_clusterer_instance_is_cloned_and_given_n_clusters(small_digits, tiny):
     X, _ = small_digits
     agglomerative = AgglomerativeClustering(n_clusters=2)
     cf = ClusterFitTransformer(**tiny, clusterer=agglomerative).fit(X)
-    assert cf.n_clusters_ == 5 and cf.clusterer_ == "AgglomerativeClustering"
+    assert cf.n_clusters_ == 5 and isinstance(cf.clusterer_, AgglomerativeClustering)
+    assert cf.clusterer_.n_clusters == 5 and not hasattr(cf.clusterer_, "labels_")
     assert agglomerative.get_params()["n_clusters"] == 2
     assert not hasattr(agglomerative, "labels_")
 

@@ -132,3 +132,31 @@ def test_torchvision_weights_from_the_local_cache(small_digits, tiny, tmp_path, 
 
 def _no_download(*args, **kwargs):
     raise AssertionError("a download was attempted")
+
+
+@pytest.mark.parametrize("extractor", ["module", "callable"])
+def test_extractor_is_probed_on_the_fit_device(small_digits, extractor):
+    # The probe batch is made on the device the extractor runs on. A CPU batch
+    # fed to a GPU extractor raised in every CUDA fit; the "meta" device shows
+    # the same mismatch on any machine.
+    from skclusterfit._extractors import fit_extractor
+    from skclusterfit._inputs import check_images
+    from skclusterfit._training import make_config
+
+    X, _ = small_digits
+    model = ClusterFitTransformer()
+    source = check_images(model, X, reset=True)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(64, 16))
+    meta = torch.device("meta")
+    module, n_features, history = fit_extractor(
+        linear if extractor == "module" else lambda x: linear.to(meta)(x),
+        weights=None,
+        source=source,
+        y=None,
+        architecture="auto",
+        stats=source.channel_stats(),
+        config=make_config(model.get_params(), epochs=1, device=meta),
+        generator=torch.Generator(),
+    )
+    assert n_features == 16 and history == []
+    assert all(t.device == meta for t in module.parameters())

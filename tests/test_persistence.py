@@ -30,6 +30,7 @@ def test_load_gives_identical_transform(small_digits, tiny, tmp_path, options):
     assert repr(loaded.get_params()) == repr(cf.get_params())
     np.testing.assert_array_equal(loaded.labels_, cf.labels_)
     assert loaded.history_ == cf.history_ and loaded.image_shape_ == cf.image_shape_
+    assert repr(loaded.clusterer_) == repr(cf.clusterer_)
     assert list(loaded.get_feature_names_out()) == list(cf.get_feature_names_out())
 
 

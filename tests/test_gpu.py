@@ -1,0 +1,116 @@
+"""On a CUDA device: every stage, and a GPU fit used, saved and resumed on the CPU.
+
+Marked ``gpu`` and skipped where CUDA is not available; ``benchmarks/gpu_check.py``
+runs them on a GPU machine.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import skclusterfit
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._checkpoints import Checkpoints
+from skclusterfit._devices import resolve_precision
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+@pytest.fixture
+def on_gpu(tiny):
+    """Tiny settings with the default device, which is CUDA here."""
+    return {**tiny, "device": "auto"}
+
+
+def _device_of(module):
+    return next(module.parameters()).device.type
+
+
+def test_default_fit_runs_every_stage_on_the_gpu(small_digits, on_gpu):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**on_gpu).fit(X)
+    assert _device_of(cf.network_) == "cuda" and _device_of(cf.extractor_) == "cuda"
+    features = cf.transform(X)
+    assert features.shape == (300, 256) and np.isfinite(features).all()
+    assert set(np.unique(cf.predict(X))) <= set(range(cf.n_clusters_))
+
+
+@pytest.mark.parametrize(
+    "extractor",
+    ["supervised", "random", "module", "callable", "previous round"],
+)
+def test_every_extractor_kind_runs_on_the_gpu(small_digits, on_gpu, extractor):
+    X, y = small_digits
+    if extractor == "module":
+        extractor = nn.Sequential(nn.Flatten(), nn.Linear(64, 16))
+    elif extractor == "callable":
+        extractor = lambda x: x.flatten(1) * 2  # noqa: E731
+    elif extractor == "previous round":
+        extractor = ClusterFitTransformer(**on_gpu).fit(X).network_.features
+    cf = ClusterFitTransformer(**on_gpu, extractor=extractor).fit(X, y)
+    assert np.isfinite(cf.transform(X)).all()
+
+
+@pytest.mark.parametrize("options", [dict(balanced_sampling=True), dict(image_shape=(4, 16))])
+def test_options_run_on_the_gpu(small_digits, on_gpu, options):
+    X, _ = small_digits
+    assert np.isfinite(ClusterFitTransformer(**on_gpu, **options).fit_transform(X)).all()
+
+
+def test_gpu_fit_is_used_on_the_cpu_after_pickle_and_save(small_digits, on_gpu, tmp_path):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**on_gpu).fit(X)
+    expected = cf.transform(X)
+    state = cf.__getstate__()
+    for key in ("network_", "extractor_"):
+        assert all(t.device.type == "cpu" for t in state[key].parameters())
+        assert all(t.device.type == "cpu" for t in state[key].buffers())
+    cf.save(tmp_path / "model.pt")
+    for restored in (pickle.loads(pickle.dumps(cf)), skclusterfit.load(tmp_path / "model.pt")):
+        restored.set_params(device="cpu")
+        np.testing.assert_allclose(restored.transform(X), expected, rtol=1e-3, atol=1e-3)
+        np.testing.assert_array_equal(restored.predict(X), cf.predict(X))
+
+
+def test_gpu_checkpoints_resume_on_the_cpu(small_digits, on_gpu, tmp_path, monkeypatch):
+    X, _ = small_digits
+    params = {**on_gpu, "max_epochs": 3, "checkpoint_dir": tmp_path}
+    save = Checkpoints.save
+
+    def save_then_stop(self, stage, state):
+        save(self, stage, state)
+        if stage == "clusterfit" and state["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        ClusterFitTransformer(**params).fit(X)
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without one
+    resumed = ClusterFitTransformer(**params).fit(X)
+    assert _device_of(resumed.network_) == "cpu"
+    assert [h["epoch"] for h in resumed.history_ if h["stage"] == "clusterfit"] == [1, 2, 3]
+    assert np.isfinite(resumed.transform(X)).all()
+
+
+def test_auto_precision_is_bfloat16_on_gpus_that_compute_it():
+    device = torch.device("cuda")
+    native = torch.cuda.get_device_capability(device)[0] >= 8
+    assert resolve_precision("auto", device) == (torch.bfloat16 if native else None)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_both_precisions_train_on_the_gpu(small_digits, on_gpu, precision):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(
+        **{**on_gpu, "max_epochs": 5}, precision=precision, augmentation="none"
+    ).fit(X)
+    losses = [h["loss"] for h in cf.history_ if h["stage"] == "clusterfit"]
+    assert losses[-1] < losses[0]
+    assert cf.transform(X).dtype == np.float32
