@@ -36,6 +36,7 @@ def _saved_epoch(path):
     return torch.load(io.BytesIO(record["payload"].numpy().tobytes()), weights_only=True)["epoch"]
 
 
+@pytest.mark.slow
 def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path):
     X = digits[0][:300]
     folder = tmp_path / "checkpoints"

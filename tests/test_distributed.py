@@ -17,6 +17,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from skclusterfit import ClusterFitTransformer, datasets, load
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "torchrun_clusterfit.py"
 

@@ -12,6 +12,8 @@ from sklearn.utils.estimator_checks import (
 
 from skclusterfit import ClusterFitTransformer
 
+pytestmark = pytest.mark.slow
+
 # These checks set ``n_clusters = 1`` before fitting. One cluster would give N_cf
 # a single class to predict, so ClusterFitTransformer rejects it (n_clusters >= 2).
 # The same checks run below on a subclass that keeps two clusters.

@@ -30,6 +30,7 @@ def test_the_documented_docs_build_is_the_one_ci_runs():
     assert command.group(1) in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "examples").is_dir(), reason="needs the repository")
 def test_demo_prints_the_probe_table():
     result = subprocess.run(

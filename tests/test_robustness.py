@@ -35,6 +35,7 @@ def image_sets(draw):
     return draw(arrays(dtype, (n, *shape), elements=elements))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(X=image_sets(), n_clusters=st.integers(2, 4))
 def test_random_inputs_give_finite_features_or_a_clear_error(X, n_clusters):

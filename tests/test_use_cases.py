@@ -1,12 +1,15 @@
 """The uses the package is for, on real data (scikit-learn's digits)."""
 
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit.metrics import few_shot_score, linear_probe_score
+
+pytestmark = pytest.mark.slow
 
 
 def test_pipeline_and_grid_search_over_n_clusters(digits):
