@@ -7,8 +7,10 @@ compares:
 - raw pixels and PCA (32 components) of the pixels;
 - a randomly initialised network (the ``"cnn"`` architecture, untrained);
 - RotNet, the default extractor N_pre, trained for 10 epochs;
-- RotNet trained for 30 epochs, as long as N_pre and N_cf together (the
-  equal-compute control);
+- RotNet trained for 30 epochs, as many as N_pre and N_cf together (the
+  equal-epoch control; a RotNet epoch shows every image at four rotations and
+  costs about four N_cf epochs, so this RotNet trains about twice as long as
+  N_pre and N_cf together);
 - ClusterFit from the random network (what retraining on any consistent
   pseudo-labels gives);
 - ClusterFit from RotNet: the package's defaults.
@@ -57,7 +59,9 @@ def representations(X_train, seed, epochs):
         "PCA-32": pca.transform,
         "random network": layer(fitted["clusterfit_random"], "extractor"),
         f"RotNet ({n_pre} epochs)": layer(fitted["clusterfit"], "extractor"),
-        f"RotNet ({n_pre + n_cf} epochs, equal compute)": layer(fitted["rotnet_long"], "extractor"),
+        f"RotNet ({n_pre + n_cf} epochs, as many as N_pre + N_cf)": layer(
+            fitted["rotnet_long"], "extractor"
+        ),
         "ClusterFit(random network)": layer(fitted["clusterfit_random"], "features"),
         "ClusterFit(RotNet)": layer(fitted["clusterfit"], "features"),
     }, {name: model.history_ for name, model in fitted.items()}

@@ -15,8 +15,8 @@ held-out-class protocol); targets are Fashion classes 0-4 (seen), 5-9 (held
 out), MNIST and digits 28x28, with a linear, a 10-shot and a cosine 20-NN probe.
 Rows: RotNet (10 epochs) and three rounds from it; an untrained network and
 three rounds from it (can rounds replace a good N_pre?); and one round from
-RotNet whose N_cf trains 40 epochs, as long as two rounds together (the
-equal-compute control for round 2). For every round the JSON also records the
+RotNet whose N_cf trains 40 epochs, as many as two rounds' N_cf together (the
+equal-epoch control for round 2). For every round the JSON also records the
 NMI of its clusters with D_cf's classes and with the previous round's clusters.
 
 Usage::

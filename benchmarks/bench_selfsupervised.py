@@ -13,9 +13,11 @@ labelled probe-training and held-out test images:
   and 797.
 
 Representations: raw pixels; PCA-64; an untrained network; RotNet (N_pre, 10
-epochs); RotNet trained 30 epochs, as long as N_pre and N_cf together (the
-equal-compute control); ClusterFit from the untrained network; ClusterFit from
-RotNet (the package's defaults: K=100, N_cf 20 epochs). Probes: linear (all
+epochs); RotNet trained 30 epochs, as many as N_pre and N_cf together (the
+equal-epoch control; a RotNet epoch shows every image at four rotations and
+costs about four N_cf epochs, so this RotNet trains about twice as long as
+N_pre and N_cf together); ClusterFit from the untrained network; ClusterFit
+from RotNet (the package's defaults: K=100, N_cf 20 epochs). Probes: linear (all
 labels), linear 10-shot (ten draws), cosine 20-NN.
 
 ``--held-out-classes`` runs the held-out-class protocol: D_cf is the first
@@ -69,7 +71,9 @@ def representations(X, seed, n_pre, n_cf, n_clusters):
         "PCA-64": lambda A: pca.transform(A.astype(np.float32)),
         "random network": feature_layer(from_random, "extractor"),
         f"RotNet ({n_pre} epochs)": feature_layer(clusterfit, "extractor"),
-        f"RotNet ({n_pre + n_cf} epochs, equal compute)": feature_layer(long_rotnet, "extractor"),
+        f"RotNet ({n_pre + n_cf} epochs, as many as N_pre + N_cf)": feature_layer(
+            long_rotnet, "extractor"
+        ),
         "ClusterFit(random network)": feature_layer(from_random, "features"),
         "ClusterFit(RotNet)": feature_layer(clusterfit, "features"),
     }, seconds
