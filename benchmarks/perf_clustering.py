@@ -4,7 +4,9 @@ Features: Fashion-MNIST training images (Debian package ``dataset-fashion-mnist`
 reduced by PCA to d dimensions and L2-normalised, as the clustering stage sees
 its input. Methods: scikit-learn KMeans with k-means++ and with random
 initialisation (one init each, as the package runs it), MiniBatchKMeans (the
-package's settings), and faiss k-means (20 iterations, every point used).
+package's settings), and faiss k-means as the package runs it (20 iterations,
+trained on a seeded sample of at most 256 x K points, then every point assigned
+to its nearest centre).
 Inertia is the sum of squared distances to the nearest centre, computed the
 same way for every method.
 
