@@ -54,10 +54,11 @@ cf = ClusterFitTransformer(
     features_dir=folder / "features",
 ).fit(paths)
 seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+width = len(cf.set_params(feature_layer="extractor").get_feature_names_out())
 print(json.dumps({
-    "n": n, "seconds": seconds, "rss_before_mb": before,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "feature_width": cf._extractor_n_features, "clusterer": cf.clusterer_,
+    "n": n, "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak,
+    "feature_width": width, "clusterer": cf.clusterer_,
 }))
 """
 
