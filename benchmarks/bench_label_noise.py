@@ -31,19 +31,9 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common as common
 import numpy as np
 import torch
-from _common import (
-    header,
-    held_out_protocol,
-    markdown_header,
-    probe_all,
-    score_tables,
-    write,
-)
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._inputs import check_images
@@ -120,14 +110,12 @@ def representations(X, noisy, seed, n_pre_epochs, epochs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
+    quick = common.arguments(__doc__).parse_args().quick
+    if quick:
         n, seeds, n_pre_epochs, epochs, levels = 1_000, [0], 2, 2, (0.0, 0.75)
     else:
         n, seeds, n_pre_epochs, epochs, levels = 5_000, [0, 1], 30, 20, NOISE_LEVELS
-    X, y, data = held_out_protocol(n, args.quick)
+    X, y, data = common.held_out_protocol(n, quick)
     scores: dict = {}
     memorised: dict = {}
     seconds = []
@@ -136,14 +124,14 @@ def main():
     for seed in seeds:
         for p in sorted(levels, reverse=True):
             level = f"{p:.0%} noise"
-            start = time.perf_counter()
             noisy = noisy_labels(y, p, seed)
-            reps, accuracy = representations(X, noisy, seed, n_pre_epochs, epochs)
+            (reps, accuracy), fit_seconds = common.timed(
+                representations, X, noisy, seed, n_pre_epochs, epochs
+            )
             memorised.setdefault(level, []).append(round(accuracy, 4))
-            seconds.append(time.perf_counter() - start)
-            probe_all(scores, reps, data, seed, prefix=f"{level}: ")
-            record = {
-                **header("bench_label_noise.py", args.quick),
+            seconds.append(fit_seconds)
+            common.probe_all(scores, reps, data, seed, prefix=f"{level}: ")
+            fields = {
                 "n_images": n,
                 "seeds": seeds,
                 "noise_levels": list(levels),
@@ -154,8 +142,8 @@ def main():
                 "fit_seconds": seconds,
                 "scores": _in_order(scores, levels),
             }
-            write("label_noise", args.quick, record, markdown(record))
-            plot(record)
+            record = common.save("label_noise", quick, fields, markdown)
+            plot(record, quick)
 
 
 def _in_order(scores, levels):
@@ -172,7 +160,7 @@ def markdown(record):
         f"{level}: {np.mean(values):.3f} ({len(values)} seed{'s' if len(values) > 1 else ''})"
         for level, values in record["n_pre_train_accuracy"].items()
     )
-    lines = markdown_header("Label noise: ClusterFit from a memorising N_pre", record) + [
+    lines = common.markdown_header("Label noise: ClusterFit from a memorising N_pre", record) + [
         f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
         f"{record['seeds']}, run seed by seed (the levels below say how many were run); "
         f"N_pre {record['epochs']['N_pre']} epochs without augmentation, "
@@ -184,22 +172,18 @@ def markdown(record):
         "Mean accuracy (min-max over the seeds run).",
         "",
     ]
-    return "\n".join(lines + score_tables(record["scores"], "noise: representation"))
+    return "\n".join(lines + common.score_tables(record["scores"], "noise: representation"))
 
 
-def plot(record):
+def plot(record, quick):
     """Linear probe accuracy against noise, one panel per target (PNG next to the JSON)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from _common import RESULTS
-
     targets = list(record["scores"])
     done = [p for p in record["noise_levels"] if f"{p:.0%} noise" in record["n_pre_train_accuracy"]]
     levels = [f"{p:.0%} noise" for p in done]
     names = sorted({row.split(": ", 1)[1] for row in record["scores"][targets[0]]})
-    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.4), sharex=True)
+    fig, axes = common.pyplot().subplots(
+        1, len(targets), figsize=(4 * len(targets), 3.4), sharex=True
+    )
     for ax, target in zip(axes, targets, strict=True):
         for name in names:
             means = [np.mean(record["scores"][target][f"{lv}: {name}"]["linear"]) for lv in levels]
@@ -208,10 +192,7 @@ def plot(record):
         ax.set_xlabel("labels replaced at random (%)")
     axes[0].set_ylabel("linear probe accuracy")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    stem = "label_noise_quick" if "--quick" in record["command"] else "label_noise"
-    fig.savefig(RESULTS / f"{stem}.png", dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, "label_noise", quick)
 
 
 if __name__ == "__main__":

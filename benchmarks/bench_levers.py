@@ -20,20 +20,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common as common
 import numpy as np
-from _common import (
-    feature_layer,
-    header,
-    held_out_protocol,
-    markdown_header,
-    probe_all,
-    score_tables,
-    study_settings,
-    write,
-)
 
 from skclusterfit import ClusterFitTransformer
 
@@ -54,46 +42,35 @@ def representations(X, seed, n_pre, n_cf, n_clusters):
         f"N_cf {2 * n_cf} epochs": dict(max_epochs=2 * n_cf),
     }
     reps = {
-        f"RotNet ({n_pre} epochs)": feature_layer(defaults, "extractor"),
-        DEFAULTS: feature_layer(defaults, "features"),
+        f"RotNet ({n_pre} epochs)": common.feature_layer(defaults, "extractor"),
+        DEFAULTS: common.feature_layer(defaults, "features"),
     }
     for name, change in changes.items():
         fitted = ClusterFitTransformer(**{**base, **change}, extractor=rotnet).fit(X)
-        reps[f"ClusterFit, {name}"] = feature_layer(fitted, "features")
+        reps[f"ClusterFit, {name}"] = common.feature_layer(fitted, "features")
     longer = ClusterFitTransformer(**base, extractor_epochs=3 * n_pre).fit(X)
-    reps[f"RotNet ({3 * n_pre} epochs)"] = feature_layer(longer, "extractor")
-    reps[f"ClusterFit, N_pre RotNet {3 * n_pre} epochs"] = feature_layer(longer, "features")
+    reps[f"RotNet ({3 * n_pre} epochs)"] = common.feature_layer(longer, "extractor")
+    reps[f"ClusterFit, N_pre RotNet {3 * n_pre} epochs"] = common.feature_layer(longer, "features")
     return reps
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    n, seeds, n_pre, n_cf, n_clusters = study_settings(args.quick)
-    X, _, data = held_out_protocol(n, args.quick)
+    quick = common.arguments(__doc__).parse_args().quick
+    settings, X, _, data = common.held_out_study(quick)
+    _, seeds, n_pre, n_cf, n_clusters = settings
     scores: dict = {}
     fit_seconds = []
     for seed in seeds:
-        start = time.perf_counter()
-        reps = representations(X, seed, n_pre, n_cf, n_clusters)
-        fit_seconds.append(time.perf_counter() - start)
-        probe_all(scores, reps, data, seed)
+        reps, seconds = common.timed(representations, X, seed, n_pre, n_cf, n_clusters)
+        fit_seconds.append(seconds)
+        common.probe_all(scores, reps, data, seed)
         # Written after every seed: an interrupted run keeps the seeds it finished.
-        record = {
-            **header("bench_levers.py", args.quick),
-            "n_images": n,
-            "seeds": seeds[: len(fit_seconds)],
-            "epochs": [n_pre, n_cf],
-            "n_clusters": n_clusters,
-            "fit_seconds": fit_seconds,
-            "scores": scores,
-        }
-        write("levers", args.quick, record, markdown(record))
+        fields = common.study_fields(settings, fit_seconds, scores)
+        common.save("levers", quick, fields, markdown)
 
 
 def markdown(record):
-    lines = markdown_header("Levers: one setting changed at a time", record) + [
+    lines = common.markdown_header("Levers: one setting changed at a time", record) + [
         f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
         f"{record['seeds']}; defaults: RotNet N_pre {record['epochs'][0]} epochs, "
         f"K={record['n_clusters']}, N_cf {record['epochs'][1]} epochs with strong "
@@ -101,7 +78,7 @@ def markdown(record):
         "seed. Mean accuracy (min-max over seeds).",
         "",
     ]
-    return "\n".join(lines + score_tables(record["scores"]))
+    return "\n".join(lines + common.score_tables(record["scores"]))
 
 
 if __name__ == "__main__":

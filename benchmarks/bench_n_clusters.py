@@ -23,18 +23,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 
+import _common as common
 import numpy as np
-from _common import (
-    RESULTS,
-    header,
-    held_out_protocol,
-    markdown_header,
-    probe_scores,
-    write,
-)
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -54,7 +46,7 @@ def scorer(targets, seed):
         features = pipeline[:-1].transform
         found = {IN_DOMAIN: pipeline.score(X_fold, y_fold)}
         for target, (A_train, y_train, A_test, y_test) in targets.items():
-            probes = probe_scores(features(A_train), y_train, features(A_test), y_test, seed)
+            probes = common.probe_scores(features(A_train), y_train, features(A_test), y_test, seed)
             found.update({f"{target}: {probe}": value for probe, value in probes.items()})
         return found
 
@@ -62,15 +54,13 @@ def scorer(targets, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
+    quick = common.arguments(__doc__).parse_args().quick
+    if quick:
         n, grid, epochs, rotnet_epochs, folds = 600, [5, 10], 1, 1, 2
     else:
         n, grid, epochs, rotnet_epochs, folds = 5_000, N_CLUSTERS, 20, 10, 3
     seed = 0
-    X, y, targets = held_out_protocol(n, args.quick)
+    X, y, targets = common.held_out_protocol(n, quick)
     del targets[SEEN]  # the seen classes are scored on the search's own folds
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
@@ -108,8 +98,7 @@ def main():
     metrics = [
         key[len("mean_test_") :] for key in search.cv_results_ if key.startswith("mean_test_")
     ]
-    record = {
-        **header("bench_n_clusters.py", args.quick),
+    fields = {
         "n_images": n,
         "seed": seed,
         "folds": folds,
@@ -129,16 +118,19 @@ def main():
             for metric in metrics
         },
     }
-    write("n_clusters", args.quick, record, markdown(record, grid))
-    plot(record, grid)
+    record = common.save("n_clusters", quick, fields, markdown)
+    plot(record, quick)
 
 
 def _plain(values) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
-def markdown(record, grid):
-    lines = markdown_header("Number of clusters: GridSearchCV over cf__n_clusters", record) + [
+def markdown(record):
+    grid = _grid(record)
+    lines = common.markdown_header(
+        "Number of clusters: GridSearchCV over cf__n_clusters", record
+    ) + [
         f"D: {record['n_images']} Fashion-MNIST training images of classes 0-4; "
         f"{record['folds']}-fold GridSearchCV, seed {record['seed']}; RotNet "
         f"{record['epochs']['RotNet']} epochs, shared; N_cf {record['epochs']['N_cf']} epochs. "
@@ -146,23 +138,23 @@ def markdown(record, grid):
         f"The search took {record['search_seconds']:.0f} s. Mean accuracy over the folds "
         "(min-max); the RotNet column is N_pre's own features, probed the same way.",
         "",
-        "| score | " + " | ".join(f"K={k}" for k in grid) + " | RotNet |",
-        "|---" * (len(grid) + 2) + "|",
     ]
-    for metric, cells in record["scores"].items():
-        values = [f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in cells.values()]
-        lines.append(f"| {metric} | " + " | ".join(values) + " |")
-    return "\n".join(lines + [""])
+    columns = ["score", *(f"K={k}" for k in grid), "RotNet"]
+    rows = [
+        [metric, *map(common.spread, cells.values())] for metric, cells in record["scores"].items()
+    ]
+    return "\n".join(lines + common.markdown_table(columns, rows) + [""])
 
 
-def plot(record, grid):
+def _grid(record) -> list[int]:
+    """The values of K searched, in the order of the record's columns."""
+    return [int(k) for k in next(iter(record["scores"].values())) if k != "RotNet"]
+
+
+def plot(record, quick):
     """Linear-probe accuracy against K, one line per target (PNG next to the JSON)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    grid = _grid(record)
+    fig, ax = common.pyplot().subplots(figsize=(6.4, 4))
     for metric, cells in record["scores"].items():
         if not (metric.endswith("linear") or metric == IN_DOMAIN):
             continue
@@ -177,9 +169,7 @@ def plot(record, grid):
     ax.set_xlabel("number of clusters K (grey: picked by GridSearchCV)")
     ax.set_ylabel("linear probe accuracy (dotted: RotNet)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    stem = "n_clusters_quick" if "--quick" in record["command"] else "n_clusters"
-    fig.savefig(RESULTS / f"{stem}.png", dpi=110)
+    common.save_figure(fig, "n_clusters", quick)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ held-out-class protocol); targets are Fashion classes 0-4 (seen), 5-9 (held
 out), MNIST and digits 28x28, with a linear, a 10-shot and a cosine 20-NN probe.
 Rows: RotNet (10 epochs) and three rounds from it; an untrained network and
 three rounds from it (can rounds replace a good N_pre?); and one round from
-RotNet whose N_cf trains 40 epochs, as long as two rounds together (the
-equal-compute control for round 2). For every round the JSON also records the
+RotNet whose N_cf trains 40 epochs, as many as two rounds' N_cf together (the
+equal-epoch control for round 2). For every round the JSON also records the
 NMI of its clusters with D_cf's classes and with the previous round's clusters.
 
 Usage::
@@ -27,21 +27,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common as common
 import numpy as np
-from _common import (
-    RESULTS,
-    feature_layer,
-    header,
-    held_out_protocol,
-    markdown_header,
-    probe_all,
-    score_tables,
-    study_settings,
-    write,
-)
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit.metrics import normalized_mutual_info_score
@@ -56,14 +43,14 @@ def representations(X, y, seed, n_pre, n_cf, n_clusters):
     nmi = {}
     for start, name in (("rotnet", "RotNet"), ("random", "random network")):
         fitted = ClusterFitTransformer(**base, extractor=start, extractor_epochs=n_pre).fit(X)
-        reps[name] = feature_layer(fitted, "extractor")
+        reps[name] = common.feature_layer(fitted, "extractor")
         first = fitted
         previous = None
         for round_ in range(1, N_ROUNDS + 1):
             if round_ > 1:
                 fitted = ClusterFitTransformer(**base, extractor=fitted.network_.features).fit(X)
             row = f"{name}, round {round_}"
-            reps[row] = feature_layer(fitted, "features")
+            reps[row] = common.feature_layer(fitted, "features")
             nmi[row] = {
                 "classes": round(normalized_mutual_info_score(y, fitted.labels_), 4),
                 "previous round": None
@@ -76,44 +63,34 @@ def representations(X, y, seed, n_pre, n_cf, n_clusters):
             long = ClusterFitTransformer(
                 **{**base, "max_epochs": 2 * n_cf}, extractor=first.extractor_
             ).fit(X)
-            reps[f"RotNet, round 1, N_cf {2 * n_cf} epochs"] = feature_layer(long, "features")
+            reps[f"RotNet, round 1, N_cf {2 * n_cf} epochs"] = common.feature_layer(
+                long, "features"
+            )
     return reps, nmi
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    n, seeds, n_pre, n_cf, n_clusters = study_settings(args.quick)
-    X, y, data = held_out_protocol(n, args.quick)
+    quick = common.arguments(__doc__).parse_args().quick
+    settings, X, y, data = common.held_out_study(quick)
+    _, seeds, n_pre, n_cf, n_clusters = settings
     scores: dict = {}
     nmis: dict = {}
     fit_seconds = []
     for seed in seeds:
-        start = time.perf_counter()
-        reps, nmi = representations(X, y, seed, n_pre, n_cf, n_clusters)
-        fit_seconds.append(time.perf_counter() - start)
+        (reps, nmi), seconds = common.timed(representations, X, y, seed, n_pre, n_cf, n_clusters)
+        fit_seconds.append(seconds)
         for row, values in nmi.items():
             for key, value in values.items():
                 nmis.setdefault(row, {}).setdefault(key, []).append(value)
-        probe_all(scores, reps, data, seed)
+        common.probe_all(scores, reps, data, seed)
         # Written after every seed: an interrupted run keeps the seeds it finished.
-        record = {
-            **header("bench_rounds.py", args.quick),
-            "n_images": n,
-            "seeds": seeds[: len(fit_seconds)],
-            "epochs": [n_pre, n_cf],
-            "n_clusters": n_clusters,
-            "fit_seconds": fit_seconds,
-            "cluster_nmi": nmis,
-            "scores": scores,
-        }
-        write("rounds", args.quick, record, markdown(record))
-        plot(record)
+        fields = common.study_fields(settings, fit_seconds, scores, cluster_nmi=nmis)
+        record = common.save("rounds", quick, fields, markdown)
+        plot(record, quick)
 
 
 def markdown(record):
-    lines = markdown_header("Iterated ClusterFit: rounds", record) + [
+    lines = common.markdown_header("Iterated ClusterFit: rounds", record) + [
         f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
         f"{record['seeds']}; epochs (N_pre, N_cf) {record['epochs']}; "
         f"K={record['n_clusters']}; round r+1 clusters round r's N_cf features. Fitting "
@@ -122,28 +99,21 @@ def markdown(record):
         "",
         "## Clusters of each round (NMI on D_cf)",
         "",
-        "| round | with the classes | with the previous round |",
-        "|---|---|---|",
     ]
-    for row, values in record["cluster_nmi"].items():
-        cells = [
-            "-" if None in v else f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})"
-            for v in values.values()
-        ]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    lines.append("")
-    return "\n".join(lines + score_tables(record["scores"]))
+    nmi = [
+        [row, *("-" if None in v else common.spread(v) for v in values.values())]
+        for row, values in record["cluster_nmi"].items()
+    ]
+    lines += common.markdown_table(["round", "with the classes", "with the previous round"], nmi)
+    return "\n".join(lines + [""] + common.score_tables(record["scores"]))
 
 
-def plot(record):
+def plot(record, quick):
     """Linear and 10-shot accuracy against the round, one panel per target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     targets = list(record["scores"])
-    fig, axes = plt.subplots(2, len(targets), figsize=(4 * len(targets), 6), sharex=True)
+    fig, axes = common.pyplot().subplots(
+        2, len(targets), figsize=(4 * len(targets), 6), sharex=True
+    )
     rounds = list(range(N_ROUNDS + 1))
     for column, target in enumerate(targets):
         rows = record["scores"][target]
@@ -161,10 +131,7 @@ def plot(record):
     axes[0, 0].set_ylabel("linear probe accuracy")
     axes[1, 0].set_ylabel("10-shot accuracy")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    stem = "rounds_quick" if "--quick" in record["command"] else "rounds"
-    fig.savefig(RESULTS / f"{stem}.png", dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, "rounds", quick)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Features: Fashion-MNIST training images (Debian package ``dataset-fashion-mnist`
 reduced by PCA to d dimensions and L2-normalised, as the clustering stage sees
 its input. Methods: scikit-learn KMeans with k-means++ and with random
 initialisation (one init each, as the package runs it), MiniBatchKMeans (the
-package's settings), and faiss k-means (20 iterations, every point used).
+package's settings), and faiss k-means as the package runs it (20 iterations,
+trained on a seeded sample of at most 256 x K points, then every point assigned
+to its nearest centre).
 Inertia is the sum of squared distances to the nearest centre, computed the
 same way for every method.
 
@@ -18,11 +20,8 @@ Results go to ``benchmarks/results/perf_clustering.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common as common
 import numpy as np
-from _common import header, markdown_header, write
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances_argmin_min
@@ -66,11 +65,9 @@ def inertia(features, labels):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    quick = common.arguments(__doc__).parse_args().quick
     sizes, dims, ks = (
-        ([2000], [32], [10, 50]) if args.quick else ([10_000, 60_000], [128, 512], [10, 100, 1000])
+        ([2000], [32], [10, 50]) if quick else ([10_000, 60_000], [128, 512], [10, 100, 1000])
     )
     images = load_fashion_mnist("train").data
     rows = []
@@ -81,9 +78,7 @@ def main():
             features = np.ascontiguousarray(reduced[:n], dtype=np.float32)
             for k in ks:
                 for name, run in methods(seed=0).items():
-                    start = time.perf_counter()
-                    labels = run(features, k)
-                    seconds = time.perf_counter() - start
+                    labels, seconds = common.timed(run, features, k)
                     rows.append(
                         dict(
                             n=n,
@@ -95,20 +90,18 @@ def main():
                         )
                     )
                     print(rows[-1], flush=True)
-    record = {**header("perf_clustering.py", args.quick), "rows": rows}
-    write("perf_clustering", args.quick, record, markdown(record))
+    common.save("perf_clustering", quick, {"rows": rows}, markdown)
 
 
 def markdown(record):
-    lines = markdown_header("Clustering methods: time and inertia", record) + [
+    lines = common.markdown_header("Clustering methods: time and inertia", record) + [
         "Inertia relative to the best method of the same (N, d, K); time in seconds.",
         '"auto" marks the method that `clusterer="auto"` runs for that (N, K) with faiss '
         "installed.",
         "",
-        "| N | d | K | method | seconds | inertia / best | auto |",
-        "|---|---|---|---|---|---|---|",
     ]
     names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
+    cells = []
     for row in record["rows"]:
         best = min(
             r["inertia"]
@@ -117,11 +110,12 @@ def markdown(record):
         )
         picked = _choose("auto", row["n"], row["k"], faiss_installed=True)
         auto = "auto" if names.get(picked, picked) == row["method"] else ""
-        lines.append(
-            f"| {row['n']} | {row['d']} | {row['k']} | {row['method']} | "
-            f"{row['seconds']:.2f} | {row['inertia'] / best:.4f} | {auto} |"
+        cells.append(
+            [row["n"], row["d"], row["k"], row["method"], f"{row['seconds']:.2f}"]
+            + [f"{row['inertia'] / best:.4f}", auto]
         )
-    return "\n".join(lines) + "\n"
+    columns = ["N", "d", "K", "method", "seconds", "inertia / best", "auto"]
+    return "\n".join(lines + common.markdown_table(columns, cells)) + "\n"
 
 
 if __name__ == "__main__":

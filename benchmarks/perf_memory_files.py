@@ -21,7 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -29,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as common
 import numpy as np
-from _common import header, markdown_header, write
 from PIL import Image
 
 from skclusterfit.datasets import load_fashion_mnist
@@ -55,10 +54,11 @@ cf = ClusterFitTransformer(
     features_dir=folder / "features",
 ).fit(paths)
 seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+width = len(cf.set_params(feature_layer="extractor").get_feature_names_out())
 print(json.dumps({
-    "n": n, "seconds": seconds, "rss_before_mb": before,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "feature_width": cf._extractor_n_features, "clusterer": cf.clusterer_,
+    "n": n, "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak,
+    "feature_width": width, "clusterer": cf.clusterer_,
 }))
 """
 
@@ -73,10 +73,8 @@ def write_pngs(folder: Path, n: int) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    sizes = [300, 600] if args.quick else [2_000, 10_000, 50_000]
+    quick = common.arguments(__doc__).parse_args().quick
+    sizes = [300, 600] if quick else [2_000, 10_000, 50_000]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -95,34 +93,30 @@ def main():
     per_10k, fixed = np.polyfit(n / 10_000, growth, 1)
     # N_pre's features and their normalised copy, float32, per 10k images.
     arrays_per_10k = 2 * rows[-1]["feature_width"] * 4 * 10_000 / 1e6
-    record = {
-        **header("perf_memory_files.py", args.quick),
+    fields = {
         "png_writing_seconds": png_seconds,
         "rows": rows,
         "memory_mb_per_10k_images": float(per_10k),
         "memory_fixed_mb": float(fixed),
         "feature_arrays_mb_per_10k_images": arrays_per_10k,
     }
-    write("perf_memory_files", args.quick, record, markdown(record))
+    common.save("perf_memory_files", quick, fields, markdown)
 
 
 def markdown(record):
-    lines = markdown_header("fit on PNG files: peak memory and time against N", record) + [
+    lines = common.markdown_header("fit on PNG files: peak memory and time against N", record) + [
         "Fashion-MNIST training images as 28x28 PNG files; `fit` on the list of paths "
         "with one epoch per trained stage, 10 clusters and `features_dir` set; each N "
         "in a fresh process.",
         "",
-        "| N | fit (s) | RSS before fit (MB) | peak RSS (MB) | peak above before (MB) "
-        "| clusterer |",
-        "|---|---|---|---|---|---|",
     ]
-    for r in record["rows"]:
-        lines.append(
-            f"| {r['n']} | {r['seconds']:.1f} | {r['rss_before_mb']:.0f} | "
-            f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['rss_before_mb']:.0f} | "
-            f"{r['clusterer']} |"
-        )
-    lines += [
+    columns = ["N", "fit (s)", "RSS before fit (MB)", "peak RSS (MB)", "peak above before (MB)"]
+    rows = [
+        [r["n"], f"{r['seconds']:.1f}", f"{r['rss_before_mb']:.0f}", f"{r['peak_rss_mb']:.0f}"]
+        + [f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}", r["clusterer"]]
+        for r in record["rows"]
+    ]
+    lines += common.markdown_table([*columns, "clusterer"], rows) + [
         "",
         f"Peak memory above the start grows by {record['memory_mb_per_10k_images']:.1f} MB "
         f"per 10k images on top of {record['memory_fixed_mb']:.0f} MB; N_pre's features and "

@@ -12,10 +12,9 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import header, markdown_header, write
+import _common as common
 from torch.profiler import ProfilerActivity, profile
 
 from skclusterfit import ClusterFitTransformer
@@ -23,10 +22,8 @@ from skclusterfit.datasets import load_fashion_mnist
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    n = 1_000 if args.quick else 5_000
+    quick = common.arguments(__doc__).parse_args().quick
+    n = 1_000 if quick else 5_000
     X = load_fashion_mnist("train").data[:n]
     cf = ClusterFitTransformer(extractor_epochs=1, max_epochs=1, random_state=0)
     start = time.perf_counter()
@@ -44,30 +41,27 @@ def main():
         }
         for e in events[:15]
     ]
-    record = {
-        **header("perf_profile.py", args.quick),
+    fields = {
         "n_images": n,
         "fit_seconds": seconds,
         "top_operators": top,
     }
-    write("perf_profile", args.quick, record, markdown(record))
+    common.save("perf_profile", quick, fields, markdown)
 
 
 def markdown(record):
-    lines = markdown_header("Profile of one fit", record) + [
+    lines = common.markdown_header("Profile of one fit", record) + [
         f"{record['n_images']} Fashion-MNIST images, defaults with one epoch per trained "
         f"stage; fit took {record['fit_seconds']:.1f} s under the profiler. Operators by "
         f"CPU time of their own (share of all operator time).",
         "",
-        "| operator | self CPU (s) | share | calls |",
-        "|---|---|---|---|",
     ]
-    for row in record["top_operators"]:
-        lines.append(
-            f"| `{row['operator']}` | {row['self_cpu_seconds']:.2f} | {row['share']:.1%} | "
-            f"{row['calls']} |"
-        )
-    return "\n".join(lines) + "\n"
+    rows = [
+        [f"`{r['operator']}`", f"{r['self_cpu_seconds']:.2f}", f"{r['share']:.1%}", r["calls"]]
+        for r in record["top_operators"]
+    ]
+    columns = ["operator", "self CPU (s)", "share", "calls"]
+    return "\n".join(lines + common.markdown_table(columns, rows)) + "\n"
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
+import _common as common
 import numpy as np
-from _common import header, markdown_header, write
 
 CHILD = """
 import json, resource, sys, time
@@ -56,10 +55,8 @@ print(json.dumps({
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    sizes = [1_000, 2_000] if args.quick else [5_000, 10_000, 20_000, 40_000, 60_000]
+    quick = common.arguments(__doc__).parse_args().quick
+    sizes = [1_000, 2_000] if quick else [5_000, 10_000, 20_000, 40_000, 60_000]
     rows = []
     for n in sizes:
         out = subprocess.run(
@@ -72,32 +69,29 @@ def main():
     growth = np.array([r["peak_rss_mb"] - r["rss_before_mb"] for r in rows])
     exponent, _ = np.polyfit(np.log(n), np.log(seconds), 1)
     per_10k, fixed = np.polyfit(n / 10_000, growth, 1)
-    record = {
-        **header("perf_scaling.py", args.quick),
+    fields = {
         "rows": rows,
         "time_exponent": float(exponent),
         "memory_mb_per_10k_images": float(per_10k),
         "memory_fixed_mb": float(fixed),
     }
-    write("perf_scaling", args.quick, record, markdown(record))
+    common.save("perf_scaling", quick, fields, markdown)
 
 
 def markdown(record):
-    lines = markdown_header("End-to-end fit: time and memory against N", record) + [
+    lines = common.markdown_header("End-to-end fit: time and memory against N", record) + [
         "Defaults with one epoch per trained stage; each N in a fresh process.",
         "",
-        "| N | fit (s) | RotNet (s) | N_cf (s) | rest (s) | peak RSS above start (MB) "
-        "| uint8 data (MB) | clusterer |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in record["rows"]:
-        lines.append(
-            f"| {r['n']} | {r['seconds']:.1f} | {r['rotnet_seconds']:.1f} | "
-            f"{r['clusterfit_seconds']:.1f} | {r['other_seconds']:.1f} | "
-            f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f} | {r['data_mb']:.0f} | "
-            f"{r['clusterer']} |"
-        )
-    lines += [
+    columns = ["N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)"]
+    columns += ["peak RSS above start (MB)", "uint8 data (MB)", "clusterer"]
+    seconds = ("seconds", "rotnet_seconds", "clusterfit_seconds", "other_seconds")
+    rows = [
+        [r["n"], *(f"{r[key]:.1f}" for key in seconds)]
+        + [f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}", f"{r['data_mb']:.0f}", r["clusterer"]]
+        for r in record["rows"]
+    ]
+    lines += common.markdown_table(columns, rows) + [
         "",
         f"Time grows as N^{record['time_exponent']:.2f} (target: linear, exponent 1).  ",
         f"Memory above the start grows by {record['memory_mb_per_10k_images']:.1f} MB per "

@@ -20,14 +20,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 
+import _common as common
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import header, markdown_header, write
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._networks import build_network
@@ -96,17 +94,9 @@ def bare_inference(network, images):
     return np.concatenate(out)
 
 
-def timed(function, *args):
-    start = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - start
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    n, rounds = (2_000, 2) if args.quick else (10_000, 5)
+    quick = common.arguments(__doc__).parse_args().quick
+    n, rounds = (2_000, 2) if quick else (10_000, 5)
     images = load_fashion_mnist("train").images[:n, :, :, None]
     targets = np.random.RandomState(0).randint(0, 100, n)
     stats = ([0.286], [0.353])
@@ -118,8 +108,8 @@ def main():
 
     training = {"package": [], "bare": []}
     for r in range(rounds):
-        training["package"].append(n / timed(package_epoch, fresh(), images, targets, r))
-        training["bare"].append(n / timed(bare_epoch, fresh(), images, targets, r))
+        training["package"].append(n / common.timed(package_epoch, fresh(), images, targets, r)[1])
+        training["bare"].append(n / common.timed(bare_epoch, fresh(), images, targets, r)[1])
         print("training images/s", {k: round(v[-1]) for k, v in training.items()}, flush=True)
 
     cf = ClusterFitTransformer(n_clusters=10, max_epochs=1, extractor_epochs=1, random_state=0)
@@ -127,42 +117,41 @@ def main():
     cf.fit(flat[:1000])
     inference = {"package": [], "bare": []}
     for _ in range(rounds):
-        inference["package"].append(n / timed(cf.transform, flat))
-        inference["bare"].append(n / timed(bare_inference, cf.network_, images))
+        inference["package"].append(n / common.timed(cf.transform, flat)[1])
+        inference["bare"].append(n / common.timed(bare_inference, cf.network_, images)[1])
         print("inference images/s", {k: round(v[-1]) for k, v in inference.items()}, flush=True)
     # Both sides compute the same features.
     np.testing.assert_allclose(
         cf.transform(flat[:256]), bare_inference(cf.network_, images[:256]), atol=1e-5
     )
 
-    record = {
-        **header("perf_training.py", args.quick),
+    fields = {
         "n_images": n,
         "rounds": rounds,
         "batch_size": BATCH,
         "training_images_per_second": training,
         "inference_images_per_second": inference,
     }
-    write("perf_training", args.quick, record, markdown(record))
+    common.save("perf_training", quick, fields, markdown)
 
 
 def markdown(record):
-    lines = markdown_header("Training loop and inference: package vs bare PyTorch", record) + [
+    lines = common.markdown_header(
+        "Training loop and inference: package vs bare PyTorch", record
+    ) + [
         f"{record['n_images']} Fashion-MNIST images, batch {record['batch_size']}, "
         f"{record['rounds']} alternating rounds; median images per second.",
         "",
-        "| stage | package | bare PyTorch | ratio | target |",
-        "|---|---|---|---|---|",
     ]
+    rows = []
     for stage in ("training", "inference"):
         data = record[f"{stage}_images_per_second"]
         package, bare = np.median(data["package"]), np.median(data["bare"])
         ratio = package / bare
-        lines.append(
-            f"| {stage} | {package:.0f} | {bare:.0f} | {ratio:.3f} | "
-            f">= 0.95: {'met' if ratio >= 0.95 else 'missed'} |"
-        )
-    return "\n".join(lines) + "\n"
+        met = "met" if ratio >= 0.95 else "missed"
+        rows.append([stage, f"{package:.0f}", f"{bare:.0f}", f"{ratio:.3f}", f">= 0.95: {met}"])
+    columns = ["stage", "package", "bare PyTorch", "ratio", "target"]
+    return "\n".join(lines + common.markdown_table(columns, rows)) + "\n"
 
 
 if __name__ == "__main__":

@@ -62,10 +62,7 @@ def _result_tables():
     out.mkdir(exist_ok=True)
     digits = json.loads((ROOT / "benchmarks/results/digits.json").read_text())
     rows = [("representation", "linear probe", "10-shot probe", "20-NN")]
-    for name, scores in digits["scores"].items():
-        rows.append(
-            (name, *(f"{sum(v) / len(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in scores.values()))
-        )
+    rows += [(name, *map(_spread, scores.values())) for name, scores in digits["scores"].items()]
     (out / "results_digits.rst").write_text(_table(rows, digits))
 
     clustering = json.loads((ROOT / "benchmarks/results/perf_clustering.json").read_text())
