@@ -58,7 +58,7 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 width = len(cf.set_params(feature_layer="extractor").get_feature_names_out())
 print(json.dumps({
     "n": n, "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak,
-    "feature_width": width, "clusterer": cf.clusterer_,
+    "feature_width": width, "clusterer": repr(cf.clusterer_),
 }))
 """
 

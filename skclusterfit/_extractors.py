@@ -47,6 +47,7 @@ def fit_extractor(
     y,
     architecture,
     stats,
+    rotations_per_image: int | None = None,
     config: TrainConfig,
     generator: torch.Generator,
     checkpoints=None,
@@ -64,7 +65,7 @@ def fit_extractor(
     """
     history: list[dict] = []
     if isinstance(extractor, str) and extractor in TRAINED_EXTRACTORS:
-        targets = _pretext(extractor, source, y)
+        targets = _pretext(extractor, source, y, rotations_per_image)
         # An untrained network's head is never used; it gets two outputs.
         n_outputs = 2 if targets is None else targets.n_outputs
         network = build_network(architecture, source.shape, n_outputs, *stats)
@@ -97,10 +98,10 @@ def fit_extractor(
     return module, n_features, history
 
 
-def _pretext(extractor: str, source, y) -> Targets | None:
+def _pretext(extractor: str, source, y, rotations_per_image) -> Targets | None:
     """What a trained extractor learns: rotations, the labels ``y``, or (random) nothing."""
     if extractor == "rotnet":
-        return Rotations(len(source), source.shape)
+        return Rotations(len(source), source.shape, rotations_per_image)
     if extractor == "supervised":
         if y is None:
             raise ValueError("extractor='supervised' trains N_pre on the labels y: pass y to fit.")

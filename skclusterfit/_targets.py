@@ -30,8 +30,8 @@ class Targets:
 
     A subclass sets ``indices`` (the images trained on), ``n_outputs`` and
     ``accuracy_of`` (what the accuracy measures, for the progress line), and
-    defines ``batch(indices, images) -> (inputs, targets)`` on the images'
-    device.
+    defines ``batch(indices, images, generator) -> (inputs, targets)`` on the
+    images' device (``generator``, on the CPU, for any random choice).
     """
 
     indices: np.ndarray
@@ -52,7 +52,7 @@ class Targets:
 
 
 class Rotations(Targets):
-    """Each image at every rotation, with the rotation's index as its target.
+    """Images turned by quarter turns, with the index of each one's turn as its target.
 
     Square images are turned by 0, 90, 180 and 270 degrees; others (which a
     quarter turn would reshape) by 0 and 180 degrees.
@@ -63,23 +63,39 @@ class Rotations(Targets):
         Number of images, all used.
     image_shape : tuple of int
         (C, H, W) of the images.
+    per_image : int or None
+        How many of the turns each image is shown at in a step, drawn at
+        random without repeats; None (or as many as there are turns) shows
+        every image at every turn, as RotNet was first trained.
     """
 
     accuracy_of = "rotation"
 
-    def __init__(self, n_samples: int, image_shape):
+    def __init__(self, n_samples: int, image_shape, per_image: int | None = None):
         self.indices = np.arange(n_samples)
         self.turns = (0, 1, 2, 3) if image_shape[1] == image_shape[2] else (0, 2)
+        self.per_image = len(self.turns) if per_image is None else min(per_image, len(self.turns))
 
     @property
     def n_outputs(self) -> int:
         return len(self.turns)
 
-    def batch(self, indices: np.ndarray, images: torch.Tensor):
-        """The images at every rotation, and the index of each one's rotation."""
-        rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in self.turns])
-        targets = torch.arange(len(self.turns), device=images.device)
-        return rotated, targets.repeat_interleave(len(images))
+    def batch(self, indices: np.ndarray, images: torch.Tensor, generator: torch.Generator):
+        """The images at their turns, and the index of each one's turn."""
+        device = images.device
+        if self.per_image == len(self.turns):
+            rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in self.turns])
+            targets = torch.arange(len(self.turns), device=device)
+            return rotated, targets.repeat_interleave(len(images))
+        # Each image's turns: the first per_image of a random order of the turns.
+        draws = torch.rand((len(images), len(self.turns)), generator=generator)
+        chosen = draws.argsort(dim=1)[:, : self.per_image]
+        parts, targets = [], []
+        for index, k in enumerate(self.turns):
+            rows = (chosen == index).any(dim=1).nonzero().flatten().to(device)
+            parts.append(torch.rot90(images[rows], k, dims=(2, 3)))
+            targets.append(torch.full((len(rows),), index, device=device))
+        return torch.cat(parts), torch.cat(targets)
 
 
 class ClassIds(Targets):
@@ -111,7 +127,7 @@ class ClassIds(Targets):
         counts = np.bincount(labels)
         return torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
 
-    def batch(self, indices: np.ndarray, images: torch.Tensor):
+    def batch(self, indices: np.ndarray, images: torch.Tensor, generator=None):
         return images, to_device(self.labels[indices], images.device)
 
 
@@ -134,5 +150,5 @@ class ClassProbabilities(Targets):
     def n_outputs(self) -> int:
         return self.probabilities.shape[1]
 
-    def batch(self, indices: np.ndarray, images: torch.Tensor):
+    def batch(self, indices: np.ndarray, images: torch.Tensor, generator=None):
         return images, to_device(self.probabilities[indices], images.device)

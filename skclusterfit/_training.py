@@ -245,7 +245,7 @@ def train_one_epoch(
         if len(indices) < 2:  # batch norm needs two samples
             continue
         images = augment(to_device(images, device), config.augmentation, augmenter)
-        inputs, batch_targets = targets.batch(indices, images)
+        inputs, batch_targets = targets.batch(indices, images, augmenter)
         inputs = inputs.contiguous(memory_format=CHANNELS_LAST)
         with autocast(device, config.autocast_dtype):
             logits = model(inputs)

@@ -130,6 +130,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Training epochs of N_cf.
     extractor_epochs : int, default=10
         Training epochs of a trained extractor (``"rotnet"``, ``"supervised"``).
+    rotations_per_image : int, default=4
+        For ``extractor="rotnet"``: at how many of its rotations each image
+        is shown per epoch, drawn at random. 4 (or more) shows every image at
+        every rotation, as RotNet was first trained; fewer make an epoch
+        proportionally cheaper (non-square images have only 2 rotations).
     batch_size : int, default=128
         Images per training step (each shown at every rotation for ``"rotnet"``)
         and per inference batch; per process when ``fit`` runs under
@@ -277,6 +282,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "l2_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "extractor_epochs": [Interval(Integral, 1, None, closed="left")],
+        "rotations_per_image": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"cosine", "constant"})],
@@ -312,6 +318,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         l2_normalize=True,
         max_epochs=20,
         extractor_epochs=10,
+        rotations_per_image=4,
         batch_size=128,
         learning_rate=0.05,
         lr_schedule="cosine",
@@ -339,6 +346,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.l2_normalize = l2_normalize
         self.max_epochs = max_epochs
         self.extractor_epochs = extractor_epochs
+        self.rotations_per_image = rotations_per_image
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
@@ -412,6 +420,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     y=y,
                     architecture=self.architecture,
                     stats=stats,
+                    rotations_per_image=self.rotations_per_image,
                     config=make_config(params, epochs=self.extractor_epochs, device=device),
                     generator=torch.Generator().manual_seed(seeds[0]),
                     checkpoints=checkpoints,

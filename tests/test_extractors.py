@@ -160,3 +160,13 @@ def test_extractor_is_probed_on_the_fit_device(small_digits, extractor):
     )
     assert n_features == 16 and history == []
     assert all(t.device == meta for t in module.parameters())
+
+
+def test_rotnet_with_fewer_rotations_per_image_learns_the_rotations(small_digits, tiny):
+    X, _ = small_digits
+    settings = {**tiny, "extractor_epochs": 6, "augmentation": "none"}
+    one = ClusterFitTransformer(**settings, rotations_per_image=1).fit(X)
+    every = ClusterFitTransformer(**settings).fit(X)
+    rotnet = [h["accuracy"] for h in one.history_ if h["stage"] == "rotnet"]
+    assert rotnet[-1] > 0.6  # four classes: chance is 0.25
+    assert not np.array_equal(one.transform(X), every.transform(X))

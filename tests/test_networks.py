@@ -62,13 +62,28 @@ def test_augmentations_keep_shape_and_range_and_are_seeded(level):
 def test_rotations():
     images = torch.arange(8.0).view(2, 1, 2, 2)
     square = Rotations(2, (1, 2, 2))
-    rotated, targets = square.batch(np.arange(2), images)
+    rotated, targets = square.batch(np.arange(2), images, torch.Generator())
     assert square.n_outputs == 4
     assert rotated.shape == (8, 1, 2, 2) and targets.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     torch.testing.assert_close(rotated[2], torch.rot90(images[0], 1, (1, 2)))
     wide = Rotations(3, (1, 2, 5))
-    _, targets = wide.batch(np.arange(3), torch.zeros((3, 1, 2, 5)))
+    _, targets = wide.batch(np.arange(3), torch.zeros((3, 1, 2, 5)), torch.Generator())
     assert wide.n_outputs == 2 and targets.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("per_image", [1, 2, 3])
+def test_rotations_drawn_per_image(per_image):
+    images = torch.rand((50, 1, 6, 6))
+    targets = Rotations(50, (1, 6, 6), per_image)
+    rotated, turns = targets.batch(np.arange(50), images, torch.Generator().manual_seed(0))
+    assert rotated.shape == (50 * per_image, 1, 6, 6) and targets.n_outputs == 4
+    assert set(turns.tolist()) == {0, 1, 2, 3}  # every turn is drawn for some image
+    # Every rotated image is one of the images turned by its target's turn.
+    for image, turn in zip(rotated, turns, strict=True):
+        unturned = torch.rot90(image, -int(turn), dims=(1, 2))
+        assert (unturned == images).flatten(1).all(1).sum() == 1
+    again = targets.batch(np.arange(50), images, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], rotated) and torch.equal(again[1], turns)
 
 
 def test_balanced_sampling_draws_clusters_equally():
