@@ -132,7 +132,8 @@ class _TorchvisionImages(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, index):
-        return self.transform(self.images[index]), int(self.targets[index])
+        # A writable copy: torchvision warns about read-only arrays.
+        return self.transform(np.array(self.images[index])), int(self.targets[index])
 
 
 def user_epoch(network, images, targets, seed, device, dtype=None):

@@ -1,0 +1,278 @@
+"""Every check that needs a GPU, in one run of under 8 minutes on one H100.
+
+Sections, in this order (each timed; one that would overrun the time left is
+skipped and recorded as skipped):
+
+1. the CUDA tests (``pytest -m gpu``: every stage on the GPU, a GPU fit
+   pickled, saved, loaded and resumed on the CPU);
+2. a default fit on 10,000 Fashion-MNIST training images, its time per stage
+   and the linear-probe accuracy of its features on the Fashion-MNIST test
+   set (probe trained on training images 50,000-54,999, never fitted on);
+3. the same fit with ``precision="float32"`` (the default, ``"auto"``, is
+   bfloat16 on GPUs of compute capability 8.0 or more);
+4. training and inference throughput of the package's loop against bare
+   PyTorch loops on the same GPU (``perf_training.py`` on CUDA: float32 and
+   bfloat16, 10,000 images, 3 rounds);
+5. ``torchrun --nproc_per_node=1`` with NCCL running
+   ``examples/torchrun_clusterfit.py``, and the saved model loaded;
+6. a default fit on all 60,000 Fashion-MNIST training images, time per stage.
+
+It writes ``gpu_check.json`` and ``gpu_check.md`` (device name, torch and CUDA
+versions, every figure) to ``--out`` (default ``benchmarks/results``).
+
+On a lent GPU machine, where the Fashion-MNIST package is not installed, carry
+the four data files with the working tree. Once, here, from the repository
+root::
+
+    mkdir -p .fashion && cp /usr/share/datasets/fashion-mnist/*.gz .fashion/
+    echo /.fashion/ >> .git/info/exclude
+
+then run there, carrying ``.fashion``::
+
+    SKCLUSTERFIT_FASHION_MNIST=.fashion PYTHONPATH=. PYTHONUNBUFFERED=1 \\
+        python3 benchmarks/gpu_check.py --out $OUT
+
+``--quick`` runs every section at toy sizes on whatever device there is (CPU
+included, where the CUDA tests are skipped and torchrun uses gloo): a smoke
+run of the script itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common as common
+import numpy as np
+import torch
+from perf_training import COMPARISONS, measure, ratios
+
+import skclusterfit
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._devices import native_bfloat16
+from skclusterfit.datasets import load_fashion_mnist
+from skclusterfit.metrics import linear_probe_score
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_SECONDS = 8 * 60
+
+
+class Budget:
+    """Seconds left of the run's budget; sections that would overrun it are skipped."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+
+    def allows(self, needed: float) -> bool:
+        return time.monotonic() + needed < self.deadline
+
+
+def device_record() -> dict:
+    """What the checks ran on."""
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    return {
+        "device": torch.cuda.get_device_name(device) if cuda else "CPU (no CUDA device)",
+        "compute_capability": list(torch.cuda.get_device_capability(device)) if cuda else None,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "bfloat16_native": native_bfloat16(device),
+        "skclusterfit": skclusterfit.__version__,
+    }
+
+
+def cuda_tests() -> dict:
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        [*command, "tests/test_gpu.py"], cwd=ROOT, capture_output=True, text=True
+    )
+    lines = result.stdout.strip().splitlines()
+    return {"returncode": result.returncode, "summary": lines[-1] if lines else result.stderr}
+
+
+def default_fit(n: int, probe: bool, epochs: dict, **params) -> dict:
+    """Time per stage of a default fit on the first ``n`` images, and its linear probe."""
+    train = load_fashion_mnist("train")
+    X = train.data[:n]
+    start = time.perf_counter()
+    cf = ClusterFitTransformer(random_state=0, **epochs, **params).fit(X)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    total = time.perf_counter() - start
+    stages = {}
+    for record in cf.history_:
+        stages[record["stage"]] = stages.get(record["stage"], 0.0) + record["seconds"]
+    result = {
+        "n_images": n,
+        "params": {**epochs, **params},
+        "seconds": total,
+        "stage_seconds": stages,
+        "other_seconds": total - sum(stages.values()),
+        "clusterer": repr(cf.clusterer_),
+        "final_accuracy": {r["stage"]: r["accuracy"] for r in cf.history_},
+    }
+    if probe:
+        test = load_fashion_mnist("test")
+        start = time.perf_counter()
+        probe_train = cf.transform(train.data[50_000:55_000])
+        probe_test = cf.transform(test.data)
+        result["transform_images_per_second"] = 15_000 / (time.perf_counter() - start)
+        result["linear_probe"] = linear_probe_score(
+            probe_train, train.target[50_000:55_000], probe_test, test.target
+        )
+    return result
+
+
+def throughput(n: int, rounds: int) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    record = measure(n, rounds, device)
+    record["ratios"] = {
+        stage: {
+            f"{side} / {baseline}": float(np.median(ratios(speeds, side, baseline)))
+            for side, baseline, _ in COMPARISONS[stage]
+        }
+        for stage, speeds in (
+            ("training", record["training_images_per_second"]),
+            ("inference", record["inference_images_per_second"]),
+        )
+    }
+    return record
+
+
+def torchrun(quick: bool) -> dict:
+    """The launcher example on one process with NCCL (gloo without CUDA), then load()."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "model.pt"
+        epochs = ["--epochs", "1", "--extractor-epochs", "1"] if quick else []
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=1",
+            "examples/torchrun_clusterfit.py",
+            "--data",
+            "digits",
+            *epochs,
+            "--output",
+            str(output),
+        ]
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        found = {"returncode": result.returncode, "seconds": seconds}
+        found["backend"] = "nccl" if torch.cuda.is_available() else "gloo"
+        if result.returncode != 0:
+            found["output_tail"] = (result.stdout + result.stderr)[-2000:]
+            return found
+        model = skclusterfit.load(output)
+        features = model.transform(skclusterfit.datasets.load_digits().data[:50])
+        found["loaded_features_finite"] = bool(np.isfinite(features).all())
+    return found
+
+
+def sections(quick: bool) -> list:
+    """(name, estimated seconds on an H100, function) in the order they run."""
+    fit_epochs = {"extractor_epochs": 1, "max_epochs": 1} if quick else {}
+    small, large = (1_000, 2_000) if quick else (10_000, 60_000)
+    return [
+        ("cuda_tests", 120, cuda_tests),
+        (f"fit_{small}", 60, lambda: default_fit(small, True, fit_epochs)),
+        (
+            f"fit_{small}_float32",
+            60,
+            lambda: default_fit(small, True, fit_epochs, precision="float32"),
+        ),
+        ("throughput", 90, lambda: throughput(*((500, 1) if quick else (10_000, 3)))),
+        ("torchrun_nccl", 60, lambda: torchrun(quick)),
+        (f"fit_{large}", 200, lambda: default_fit(large, False, fit_epochs)),
+    ]
+
+
+def main():
+    parser = common.arguments(__doc__)
+    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the results")
+    args = parser.parse_args()
+    budget = Budget(BUDGET_SECONDS)
+    record = {**common.header(), **device_record(), "sections": {}}
+    print(json.dumps(device_record()), flush=True)
+    for name, estimate, run in sections(args.quick):
+        if not budget.allows(estimate):
+            record["sections"][name] = {"skipped": "not enough of the time budget left"}
+            continue
+        start = time.perf_counter()
+        try:
+            result = run()
+        except Exception as exc:  # one failing check must not hide the others' figures
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        result["section_seconds"] = time.perf_counter() - start
+        record["sections"][name] = result
+        print(name, json.dumps(result, default=str)[:2000], flush=True)
+        write(record, Path(args.out), args.quick)
+
+
+def write(record: dict, folder: Path, quick: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = "gpu_check_quick" if quick else "gpu_check"
+    (folder / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (folder / f"{stem}.md").write_text(markdown(record))
+
+
+def markdown(record: dict) -> str:
+    lines = common.markdown_header("GPU check", record) + [
+        f"Device: {record['device']} (compute capability {record['compute_capability']}), "
+        f"torch {record['torch']}, CUDA {record['cuda']}, cuDNN {record['cudnn']}; "
+        f"bfloat16 native: {record['bfloat16_native']}.",
+        "",
+    ]
+    lines += _summary(record["sections"]) + ["", "## Every figure", ""]
+    for name, result in record["sections"].items():
+        lines += [f"### {name}", "", "```", json.dumps(result, indent=1, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def _summary(sections: dict) -> list[str]:
+    """The figures a reader looks for first, as tables."""
+    rows = []
+    for name, result in sections.items():
+        if name.startswith("fit_") and "seconds" in result:
+            stages = ", ".join(f"{k} {v:.0f}" for k, v in result["stage_seconds"].items())
+            probe = result.get("linear_probe")
+            rows.append(
+                [
+                    result["n_images"],
+                    result["params"].get("precision", "auto"),
+                    f"{result['seconds']:.0f}",
+                    f"{stages}, other {result['other_seconds']:.0f}",
+                    "" if probe is None else f"{probe:.3f}",
+                ]
+            )
+    lines = ["## Fits", ""]
+    lines += common.markdown_table(
+        ["images", "precision", "fit (s)", "stages (s)", "Fashion test linear probe"], rows
+    )
+    speed = sections.get("throughput", {})
+    if "ratios" in speed:
+        lines += ["", "## Throughput ratios (median over rounds)", ""]
+        rows = [
+            [stage, pair, f"{value:.3f}"]
+            for stage, pairs in speed["ratios"].items()
+            for pair, value in pairs.items()
+        ]
+        lines += common.markdown_table(["stage", "ratio", "value"], rows)
+    lines += ["", "## Other checks", ""]
+    for name in ("cuda_tests", "torchrun_nccl"):
+        result = sections.get(name, {})
+        lines.append(f"- {name}: {json.dumps(result, default=str)[:300]}")
+    return lines
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
