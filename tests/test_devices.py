@@ -1,0 +1,64 @@
+"""Device and precision choices, and what they change in a fit."""
+
+import numpy as np
+import pytest
+import torch
+
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._devices import native_bfloat16, resolve_device, resolve_precision
+
+
+def test_auto_device_is_cuda_only_where_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="not a device torch knows"):
+        resolve_device("toaster")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error(small_digits, tiny):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        ClusterFitTransformer(**{**tiny, "device": "cuda"}).fit(X)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_hardware(monkeypatch, native):
+    import skclusterfit._devices as devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "native_bfloat16", lambda device: native)
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if native else None)
+    assert resolve_precision("float32", cpu) is None
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+
+
+def test_cpu_bfloat16_query_reads_the_instruction_sets(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert native_bfloat16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert not native_bfloat16(torch.device("cpu"))
+
+
+def test_bfloat16_fits_repeat_exactly_and_differ_from_float32(small_digits, tiny):
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny, precision="bfloat16").fit_transform(X)
+    again = ClusterFitTransformer(**tiny, precision="bfloat16").fit_transform(X)
+    np.testing.assert_array_equal(first, again)
+    assert first.dtype == np.float32 and np.isfinite(first).all()
+    float32 = ClusterFitTransformer(**tiny, precision="float32").fit_transform(X)
+    assert not np.array_equal(first, float32)
+
+
+def test_bfloat16_only_in_the_training_forward_pass(small_digits, tiny):
+    # The networks keep float32 weights, and transform's features equal a
+    # float32 forward pass of the fitted network.
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, precision="bfloat16").fit(X)
+    assert all(p.dtype == torch.float32 for p in cf.network_.parameters())
+    with torch.inference_mode():
+        images = torch.as_tensor(X[:16] / 16.0, dtype=torch.float32).view(-1, 1, 8, 8)
+        expected = cf.network_.features(images).numpy()
+    np.testing.assert_allclose(cf.transform(X[:16]), expected, rtol=1e-5, atol=1e-5)
