@@ -12,10 +12,15 @@ Targets: time linear in N (the fitted exponent of time ~ N^a is reported) and
 memory above the data bounded apart from the per-image feature arrays (MB per
 10k images is reported).
 
+``--default-fit`` times fits with every default (10 RotNet and 20 N_cf
+epochs) on 10,000 and 60,000 images instead; target: the 60,000-image fit in
+under 12 minutes on two CPU cores.
+
 Usage::
 
-    python benchmarks/perf_scaling.py           # N = 5k .. 60k
-    python benchmarks/perf_scaling.py --quick   # N = 1k, 2k
+    python benchmarks/perf_scaling.py                 # N = 5k .. 60k
+    python benchmarks/perf_scaling.py --default-fit   # default fits, N = 10k, 60k
+    python benchmarks/perf_scaling.py --quick         # N = 1k, 2k
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ def rss_mb(field):
         if line.startswith(field):
             return int(line.split()[1]) / 1024
 
-n = int(sys.argv[1])
+n, epochs = int(sys.argv[1]), json.loads(sys.argv[2])
 X = load_fashion_mnist("train").data[:n]
 before = rss_mb("VmRSS")
 start = time.perf_counter()
-cf = ClusterFitTransformer(extractor_epochs=1, max_epochs=1, random_state=0).fit(X)
+cf = ClusterFitTransformer(**epochs, random_state=0).fit(X)
 total = time.perf_counter() - start
-stage = {h["stage"]: h["seconds"] for h in cf.history_}
+stage = {}
+for h in cf.history_:
+    stage[h["stage"]] = stage.get(h["stage"], 0.0) + h["seconds"]
 print(json.dumps({
     "n": n, "seconds": total, "rotnet_seconds": stage["rotnet"],
     "clusterfit_seconds": stage["clusterfit"],
@@ -54,16 +61,38 @@ print(json.dumps({
 """
 
 
+ONE_EPOCH = {"extractor_epochs": 1, "max_epochs": 1}
+
+
+def fit_in_child(n: int, epochs: dict) -> dict:
+    """Time and memory of one fit on ``n`` images, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(n), json.dumps(epochs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(row, flush=True)
+    return row
+
+
+def default_fits(quick: bool) -> None:
+    sizes, epochs = ([1_000], ONE_EPOCH) if quick else ([10_000, 60_000], {})
+    rows = [fit_in_child(n, epochs) for n in sizes]
+    common.save("perf_scaling_default", quick, {"rows": rows}, default_markdown)
+
+
 def main():
-    quick = common.arguments(__doc__).parse_args().quick
+    parser = common.arguments(__doc__)
+    parser.add_argument("--default-fit", action="store_true", help="time default fits")
+    args = parser.parse_args()
+    if args.default_fit:
+        default_fits(args.quick)
+        return
+    quick = args.quick
     sizes = [1_000, 2_000] if quick else [5_000, 10_000, 20_000, 40_000, 60_000]
-    rows = []
-    for n in sizes:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(n)], capture_output=True, text=True, check=True
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
+    rows = [fit_in_child(n, ONE_EPOCH) for n in sizes]
     n = np.array([r["n"] for r in rows], dtype=float)
     seconds = np.array([r["seconds"] for r in rows])
     growth = np.array([r["peak_rss_mb"] - r["rss_before_mb"] for r in rows])
@@ -98,6 +127,29 @@ def markdown(record):
         f"10k images on top of {record['memory_fixed_mb']:.0f} MB.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def default_markdown(record):
+    lines = common.markdown_header("Default fits: time per stage", record) + [
+        "Every default of ClusterFitTransformer (RotNet 10 epochs, N_cf 20 epochs, "
+        "precision='auto'); each N in a fresh process. Target: 60,000 images in under "
+        "12 minutes.",
+        "",
+    ]
+    rows = []
+    for r in record["rows"]:
+        rows.append(
+            [
+                r["n"],
+                f"{r['seconds']:.0f} ({r['seconds'] / 60:.1f} min)",
+                f"{r['rotnet_seconds']:.0f}",
+                f"{r['clusterfit_seconds']:.0f}",
+                f"{r['other_seconds']:.0f}",
+                r["clusterer"],
+            ]
+        )
+    columns = ["N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)", "clusterer"]
+    return "\n".join(lines + common.markdown_table(columns, rows)) + "\n"
 
 
 if __name__ == "__main__":
