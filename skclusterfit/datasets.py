@@ -124,13 +124,14 @@ def load_mnist_subset(*, return_X_y: bool = False):
     Parameters
     ----------
     return_X_y : bool, default=False
-        Return ``(data, target)`` instead of a Bunch.
+        As for :func:`load_digits`.
 
     Returns
     -------
     Bunch or tuple
-        ``images`` (5000, 28, 28) uint8, ``data`` (5000, 784) uint8, ``target``;
-        500 images per digit, sorted by digit: shuffle before splitting.
+        Laid out as :func:`load_digits` returns them: ``images`` (5000, 28, 28)
+        and ``data`` (5000, 784), uint8, and ``target``; 500 images per digit,
+        sorted by digit: shuffle before splitting.
 
     Raises
     ------

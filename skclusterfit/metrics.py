@@ -100,24 +100,24 @@ def knn_score(X_train, y_train, X_test, y_test, *, n_neighbors: int = 20) -> flo
 
     Parameters
     ----------
-    X_train, X_test : array-like of shape (n_samples, n_features)
-        Features of the labelled training and the held-out images.
-    y_train, y_test : array-like of shape (n_samples,)
-        Their classes.
+    X_train, y_train, X_test, y_test
+        As for :func:`linear_probe_score`.
     n_neighbors : int, default=20
         Number of neighbours that vote (20, as VISSL's k-NN benchmark).
 
     Returns
     -------
     accuracy : float
-        Accuracy on ``(X_test, y_test)``.
+        Share of the held-out images whose neighbours' majority class is theirs.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> from skclusterfit.metrics import knn_score
-    >>> X, y = load_digits(return_X_y=True)
-    >>> knn_score(X[:1000], y[:1000], X[1000:], y[1000:]) > 0.85
+    >>> digits = load_digits()
+    >>> score = knn_score(digits.data[:1000], digits.target[:1000],
+    ...                   digits.data[1000:], digits.target[1000:])
+    >>> score > 0.85
     True
     """
     knn = KNeighborsClassifier(n_neighbors=n_neighbors, metric="cosine", algorithm="brute")
