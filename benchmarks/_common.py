@@ -33,13 +33,16 @@ HELD_OUT_SPLIT = {
 }
 
 
-def arguments(doc: str) -> argparse.ArgumentParser:
+def arguments(doc: str, default_fit: str | None = None) -> argparse.ArgumentParser:
     """The command line of a benchmark script.
 
     Parameters
     ----------
     doc : str
         The script's docstring; its first line describes the script.
+    default_fit : str or None
+        Help text of a ``--default-fit`` flag, for scripts that also time fits
+        with the package's defaults; None adds no such flag.
 
     Returns
     -------
@@ -52,6 +55,8 @@ def arguments(doc: str) -> argparse.ArgumentParser:
         action="store_true",
         help="a smoke run with small sizes and few epochs, written as results/*_quick.*",
     )
+    if default_fit is not None:
+        parser.add_argument("--default-fit", action="store_true", help=default_fit)
     return parser
 
 
@@ -349,6 +354,42 @@ def study_fields(settings: tuple, fit_seconds: list, scores: dict, **more) -> di
         **more,
         "scores": scores,
     }
+
+
+def run_held_out_study(stem: str, quick: bool, representations, markdown, more=dict) -> None:
+    """The seed loop of a study under the held-out-class protocol.
+
+    Parameters
+    ----------
+    stem, quick, markdown
+        As for :func:`save`.
+    representations : callable
+        ``representations(X, seed, settings, targets)`` fits the study's models
+        for one seed and returns row name -> function giving features of images.
+    more : callable
+        Gives the further fields to record, called after every seed.
+
+    Every row is probed on every target, and the results are saved after every
+    seed, so that an interrupted run keeps the seeds it finished.
+    """
+    settings, X, _, targets = held_out_study(quick)
+    scores: dict = {}
+    fit_seconds: list = []
+    for seed in settings[1]:
+        reps, seconds = timed(representations, X, seed, settings, targets)
+        fit_seconds.append(seconds)
+        probe_all(scores, reps, targets, seed)
+        save(stem, quick, study_fields(settings, fit_seconds, scores, **more()), markdown)
+
+
+def held_out_description(record: dict) -> str:
+    """The first sentence of a held-out-class study's results: data, seeds, settings."""
+    n_pre, n_cf = record["epochs"]
+    return (
+        f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
+        f"{record['seeds']}; RotNet N_pre {n_pre} epochs, K={record['n_clusters']}, N_cf "
+        f"{n_cf} epochs."
+    )
 
 
 def probe_all(scores: dict, reps: dict, targets: dict, seed: int, prefix: str = "") -> None:

@@ -160,17 +160,21 @@ def default_fit(quick: bool) -> None:
 
 
 def markdown(record):
-    lines = common.markdown_header("Colour 32x32 images: compact CNN against ResNet-18", record)
-    lines += [
+    title = "Colour 32x32 images: compact CNN against ResNet-18"
+    about = (
         f"D_cf: the first {record['n_images']} colour Fashion-MNIST training images; seeds "
         f"{record['seeds']}; RotNet {record['epochs'][0]} epochs, N_cf "
         f"{record['epochs'][1]} epochs, K={record['n_clusters']}, other settings the "
-        "package's defaults. Mean accuracy (min-max over seeds).",
-        "",
-    ]
-    rows = [[name, common.spread(v)] for name, v in record["fit_seconds"].items()]
-    lines += common.markdown_table(["architecture", "fit seconds"], rows) + [""]
-    return "\n".join(lines + common.score_tables(record["scores"]))
+        "package's defaults. Fit time in seconds and accuracy: mean (min-max over seeds)."
+    )
+    times = [[name, common.spread(v)] for name, v in record["fit_seconds"].items()]
+    return "\n".join(
+        common.markdown_header(title, record)
+        + [about, ""]
+        + common.markdown_table(["architecture", "fit seconds"], times)
+        + [""]
+        + common.score_tables(record["scores"])
+    )
 
 
 def default_fit_markdown(record):
@@ -192,13 +196,8 @@ def default_fit_markdown(record):
 
 
 def main():
-    parser = common.arguments(__doc__)
-    parser.add_argument("--default-fit", action="store_true", help="time one default fit")
-    args = parser.parse_args()
-    if args.default_fit:
-        default_fit(args.quick)
-    else:
-        comparison(args.quick)
+    args = common.arguments(__doc__, default_fit="time one default fit, 10k images").parse_args()
+    (default_fit if args.default_fit else comparison)(args.quick)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ from skclusterfit import ClusterFitTransformer
 DEFAULTS = "ClusterFit, defaults"
 
 
-def representations(X, seed, n_pre, n_cf, n_clusters):
+def representations(X, seed, settings, targets):
     """Row -> features function, every ClusterFit row one change from the defaults."""
+    _, _, n_pre, n_cf, n_clusters = settings
     base = dict(random_state=seed, max_epochs=n_cf, n_clusters=n_clusters)
     defaults = ClusterFitTransformer(**base, extractor_epochs=n_pre).fit(X)
     rotnet = defaults.extractor_
@@ -56,25 +57,13 @@ def representations(X, seed, n_pre, n_cf, n_clusters):
 
 def main():
     quick = common.arguments(__doc__).parse_args().quick
-    settings, X, _, data = common.held_out_study(quick)
-    _, seeds, n_pre, n_cf, n_clusters = settings
-    scores: dict = {}
-    fit_seconds = []
-    for seed in seeds:
-        reps, seconds = common.timed(representations, X, seed, n_pre, n_cf, n_clusters)
-        fit_seconds.append(seconds)
-        common.probe_all(scores, reps, data, seed)
-        # Written after every seed: an interrupted run keeps the seeds it finished.
-        fields = common.study_fields(settings, fit_seconds, scores)
-        common.save("levers", quick, fields, markdown)
+    common.run_held_out_study("levers", quick, representations, markdown)
 
 
 def markdown(record):
     lines = common.markdown_header("Levers: one setting changed at a time", record) + [
-        f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
-        f"{record['seeds']}; defaults: RotNet N_pre {record['epochs'][0]} epochs, "
-        f"K={record['n_clusters']}, N_cf {record['epochs'][1]} epochs with strong "
-        f"augmentation. Fitting every row took {np.mean(record['fit_seconds']):.0f} s per "
+        f"{common.held_out_description(record)} Defaults otherwise, strong augmentation "
+        f"among them. Fitting every row took {np.mean(record['fit_seconds']):.0f} s per "
         "seed. Mean accuracy (min-max over seeds).",
         "",
     ]

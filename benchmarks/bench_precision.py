@@ -97,59 +97,55 @@ def diagnosis_row(X, base, part):
     return features
 
 
+FIT_SECONDS: dict = {FLOAT32: [], BFLOAT16: []}  # each precision's fit time per seed
+DIAGNOSIS: dict = {}  # target -> row -> probe -> scores, first seed only
+
+
+def representations(X, seed, settings, targets):
+    """Both precisions' features; on the first seed, the diagnosis rows are probed too."""
+    _, seeds, n_pre, n_cf, n_clusters = settings
+    base = dict(random_state=seed, extractor_epochs=n_pre, max_epochs=n_cf, n_clusters=n_clusters)
+    reps = {}
+    for name, precision in ((FLOAT32, "float32"), (BFLOAT16, "bfloat16")):
+        model, seconds = common.timed(ClusterFitTransformer(**base, precision=precision).fit, X)
+        FIT_SECONDS[name].append(seconds)
+        reps[name] = model.transform
+    if seed == seeds[0]:
+        rows = {EVERYWHERE: diagnosis_row(X, base, None)}
+        for part, label in EXCEPT.items():
+            rows[f"{EVERYWHERE}, {label} in float32"] = diagnosis_row(X, base, part)
+        common.probe_all(DIAGNOSIS, rows, targets, seed)
+    return reps
+
+
 def main():
     quick = common.arguments(__doc__).parse_args().quick
-    settings, X, _, data = common.held_out_study(quick)
-    n, seeds, n_pre, n_cf, n_clusters = settings
-    scores: dict = {}
-    diagnosis: dict = {}
-    fit_seconds: dict = {FLOAT32: [], BFLOAT16: []}
-    for seed in seeds:
-        base = dict(
-            random_state=seed, extractor_epochs=n_pre, max_epochs=n_cf, n_clusters=n_clusters
-        )
-        reps = {}
-        for name, precision in ((FLOAT32, "float32"), (BFLOAT16, "bfloat16")):
-            model, seconds = common.timed(ClusterFitTransformer(**base, precision=precision).fit, X)
-            fit_seconds[name].append(seconds)
-            reps[name] = model.transform
-        common.probe_all(scores, reps, data, seed)
-        if seed == seeds[0]:
-            rows = {EVERYWHERE: diagnosis_row(X, base, None)}
-            for part, label in EXCEPT.items():
-                rows[f"{EVERYWHERE}, {label} in float32"] = diagnosis_row(X, base, part)
-            common.probe_all(diagnosis, rows, data, seed)
-        # Written after every seed: an interrupted run keeps the seeds it finished.
-        fields = {
-            "n_images": n,
-            "seeds": seeds[: len(fit_seconds[FLOAT32])],
-            "epochs": [n_pre, n_cf],
-            "n_clusters": n_clusters,
+
+    def more():
+        return {
             "bfloat16_native": native_bfloat16(torch.device("cpu")),
-            "fit_seconds": fit_seconds,
-            "scores": scores,
-            "diagnosis": diagnosis,
+            "precision_fit_seconds": FIT_SECONDS,
+            "diagnosis": DIAGNOSIS,
         }
-        common.save("precision", quick, fields, markdown)
+
+    common.run_held_out_study("precision", quick, representations, markdown, more)
 
 
 def markdown(record):
     lines = common.markdown_header("Precision: float32 against bfloat16", record) + [
-        f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
-        f"{record['seeds']}; RotNet N_pre {record['epochs'][0]} epochs, "
-        f"K={record['n_clusters']}, N_cf {record['epochs'][1]} epochs. This CPU computes "
-        f"bfloat16 natively: {record['bfloat16_native']}. Mean accuracy (min-max over "
-        "seeds). Speed is measured by perf_training.py and perf_scaling.py, on a quiet "
-        "machine; the fit times in the JSON file are a record of this run only.",
+        f"{common.held_out_description(record)} This CPU computes bfloat16 natively: "
+        f"{record['bfloat16_native']}. Mean accuracy (min-max over seeds). Speed is "
+        "measured by perf_training.py and perf_scaling.py, on a quiet machine; the fit "
+        "times in the JSON file are a record of this run only.",
         "",
     ]
-    lines += common.score_tables(record["scores"])
-    lines += [
-        f"# Diagnosis (seed {record['seeds'][0]}): which part of a fit under autocast hurts",
-        "",
-    ]
-    lines += common.score_tables(record["diagnosis"])
-    return "\n".join(lines)
+    diagnosis = f"# Diagnosis (seed {record['seeds'][0]}): which part of a fit under autocast hurts"
+    return "\n".join(
+        lines
+        + common.score_tables(record["scores"])
+        + [diagnosis, ""]
+        + common.score_tables(record["diagnosis"])
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,12 @@ def variants(n_pre: int) -> dict:
     }
 
 
-def representations(X, seed, n_pre, n_cf, n_clusters, rotnet_seconds):
-    """Row -> features function; appends each variant's RotNet time to rotnet_seconds."""
+ROTNET_SECONDS: dict = {}  # variant -> RotNet training time of each seed
+
+
+def representations(X, seed, settings, targets):
+    """Row -> features function; records each variant's RotNet training time."""
+    _, _, n_pre, n_cf, n_clusters = settings
     reps = {}
     for name, (per_image, epochs) in variants(n_pre).items():
         model = ClusterFitTransformer(
@@ -49,7 +53,7 @@ def representations(X, seed, n_pre, n_cf, n_clusters, rotnet_seconds):
             rotations_per_image=per_image,
         ).fit(X)
         seconds = sum(h["seconds"] for h in model.history_ if h["stage"] == "rotnet")
-        rotnet_seconds.setdefault(name, []).append(seconds)
+        ROTNET_SECONDS.setdefault(name, []).append(seconds)
         reps[f"RotNet, {name}"] = common.feature_layer(model, "extractor")
         reps[f"ClusterFit(RotNet, {name})"] = common.feature_layer(model, "features")
     return reps
@@ -57,27 +61,15 @@ def representations(X, seed, n_pre, n_cf, n_clusters, rotnet_seconds):
 
 def main():
     quick = common.arguments(__doc__).parse_args().quick
-    settings, X, _, data = common.held_out_study(quick)
-    _, seeds, n_pre, n_cf, n_clusters = settings
-    scores: dict = {}
-    fit_seconds: list = []
-    rotnet_seconds: dict = {}
-    for seed in seeds:
-        reps, seconds = common.timed(
-            representations, X, seed, n_pre, n_cf, n_clusters, rotnet_seconds
-        )
-        fit_seconds.append(seconds)
-        common.probe_all(scores, reps, data, seed)
-        # Written after every seed: an interrupted run keeps the seeds it finished.
-        fields = common.study_fields(settings, fit_seconds, scores, rotnet_seconds=rotnet_seconds)
-        common.save("rotations", quick, fields, markdown)
+    common.run_held_out_study(
+        "rotations", quick, representations, markdown, lambda: {"rotnet_seconds": ROTNET_SECONDS}
+    )
 
 
 def markdown(record):
     lines = common.markdown_header("RotNet with fewer rotations per image", record) + [
-        f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
-        f"{record['seeds']}; K={record['n_clusters']}, N_cf {record['epochs'][1]} epochs, "
-        "package defaults otherwise. Mean accuracy (min-max over seeds).",
+        f"{common.held_out_description(record)} RotNet epochs and rotations as each row "
+        "says, package defaults otherwise. Mean accuracy (min-max over seeds).",
         "",
         "RotNet training time per fit (s), mean over seeds (a record of this run; the "
         "machine may have been shared):",

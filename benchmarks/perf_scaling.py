@@ -84,9 +84,7 @@ def default_fits(quick: bool) -> None:
 
 
 def main():
-    parser = common.arguments(__doc__)
-    parser.add_argument("--default-fit", action="store_true", help="time default fits")
-    args = parser.parse_args()
+    args = common.arguments(__doc__, default_fit="time default fits, 10k and 60k").parse_args()
     if args.default_fit:
         default_fits(args.quick)
         return

@@ -5,7 +5,7 @@ batch of augmented images to a targets object, which turns it into the
 network's inputs and targets and later computes the loss and the count of
 correct predictions:
 
-- :class:`Rotations`: every image at every rotation, the rotation to predict
+- :class:`Rotations`: images at some or all of their quarter turns, the turn to predict
   (the RotNet pretext task);
 - :class:`ClassIds`: one class id per image (labels, or ClusterFit's
   pseudo-labels), negative ids left out;
