@@ -5,8 +5,8 @@ batch of augmented images to a targets object, which turns it into the
 network's inputs and targets and later computes the loss and the count of
 correct predictions:
 
-- :class:`Rotations`: images at some or all of their quarter turns, the turn to predict
-  (the RotNet pretext task);
+- :class:`Rotations`: images at some or all of their quarter turns, the turn
+  to predict (the RotNet pretext task);
 - :class:`ClassIds`: one class id per image (labels, or ClusterFit's
   pseudo-labels), negative ids left out;
 - :class:`ClassProbabilities`: a probability per class and image (distilling

@@ -138,10 +138,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         the rotations benchmark within the seed spread of 4; 1 lost on some
         (see the Benchmarks page). Non-square images have only 2 rotations.
     batch_size : int, default=128
-        Images per training step (each shown at ``rotations_per_image`` rotations
-        for ``"rotnet"``)
-        and per inference batch; per process when ``fit`` runs under
-        ``torch.distributed`` (see Notes).
+        Images per training step (each shown at ``rotations_per_image``
+        rotations for ``"rotnet"``) and per inference batch; per process when
+        ``fit`` runs under ``torch.distributed`` (see Notes).
     learning_rate : float, default=0.05
         Peak learning rate of SGD with Nesterov momentum 0.9.
     lr_schedule : {"cosine", "constant"}, default="cosine"
