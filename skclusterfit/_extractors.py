@@ -44,7 +44,7 @@ def fit_extractor(
     *,
     weights,
     source,
-    y,
+    labels,
     architecture,
     stats,
     config: TrainConfig,
@@ -64,7 +64,7 @@ def fit_extractor(
     """
     history: list[dict] = []
     if isinstance(extractor, str) and extractor in TRAINED_EXTRACTORS:
-        targets = _pretext(extractor, source, y)
+        targets = _pretext(extractor, source, labels)
         # An untrained network's head is never used; it gets two outputs.
         n_outputs = 2 if targets is None else targets.n_outputs
         network = build_network(architecture, source.shape, n_outputs, *stats)
@@ -97,14 +97,11 @@ def fit_extractor(
     return module, n_features, history
 
 
-def _pretext(extractor: str, source, y) -> Targets | None:
-    """What a trained extractor learns: rotations, the labels ``y``, or (random) nothing."""
+def _pretext(extractor: str, source, labels) -> Targets | None:
+    """What a trained extractor learns: rotations, the class ids ``labels``, or nothing."""
     if extractor == "rotnet":
         return Rotations(len(source), source.shape)
     if extractor == "supervised":
-        if y is None:
-            raise ValueError("extractor='supervised' trains N_pre on the labels y: pass y to fit.")
-        _, labels = np.unique(np.asarray(y), return_inverse=True)
         return ClassIds(labels, accuracy_of="label")
     return None
 

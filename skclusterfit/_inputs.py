@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.utils.validation import validate_data
 from torch.utils.data import Dataset
 
+from ._checkpoints import unfingerprintable
 from ._sources import (
     CHANNEL_COUNTS,
     ArrayImages,
@@ -29,22 +32,105 @@ from ._sources import (
 )
 
 
-def check_fit_inputs(estimator, X, y) -> ImageSource:
-    """Validate the data given to ``fit``: images, labels and ``n_clusters``."""
+def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
+    """Validate the data and the folders given to ``fit``.
+
+    Returns the images as a source, and the labels as class ids ``0 .. k-1``
+    where the extractor learns them (``extractor="supervised"``), else None.
+    """
+    _check_folders(estimator)
     source = check_images(estimator, X, reset=True)
-    if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(source):
-            raise ValueError(
-                f"y must be a 1-D array with one label per sample ({len(source)}); "
-                f"got shape {y.shape}."
-            )
+    labels = _check_labels(estimator.extractor, y, len(source))
     if estimator.n_clusters > len(source):
         raise ValueError(
             f"n_clusters={estimator.n_clusters} is larger than the number of "
             f"samples ({len(source)})."
         )
-    return source
+    return source, labels
+
+
+def _check_folders(estimator) -> None:
+    """``checkpoint_dir`` and ``features_dir`` must be folders (or creatable ones).
+
+    ``checkpoint_dir`` also needs parameters that a checkpoint fingerprint can
+    tell apart from others (see ``_checkpoints.unfingerprintable``).
+    """
+    for name in ("checkpoint_dir", "features_dir"):
+        folder = getattr(estimator, name)
+        if folder is not None:
+            _check_folder(name, folder)
+    if estimator.checkpoint_dir is None:
+        return
+    culprit = unfingerprintable(estimator.get_params(deep=False))
+    if culprit is not None:
+        raise ValueError(
+            f"checkpoint_dir cannot be used with this {culprit}: a function or lambda is "
+            f"known only by its name, which another can share, so a fit with another "
+            f"could resume these checkpoints. Pass an nn.Module, or a method of one such "
+            f"as a fitted network_.features (told apart by their weights), or leave "
+            f"checkpoint_dir=None."
+        )
+
+
+def _check_folder(name: str, folder) -> None:
+    """``folder`` must be a folder, or a path where one can be made."""
+    path = Path(folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {str(existing)!r}, a file"
+        raise ValueError(f"{name} must be a folder; {str(folder)!r} {where}.")
+
+
+def _check_labels(extractor, y, n_samples: int) -> np.ndarray | None:
+    """Class ids of ``y`` for a supervised extractor; None for the others, which ignore it."""
+    supervised = isinstance(extractor, str) and extractor == "supervised"
+    if y is None:
+        if supervised:
+            raise ValueError("extractor='supervised' trains N_pre on the labels y: pass y to fit.")
+        return None
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n_samples:
+        raise ValueError(
+            f"y must be a 1-D array with one label per sample ({n_samples}); got shape {y.shape}."
+        )
+    if not supervised:
+        return None
+    missing = np.flatnonzero(_missing(y))
+    if len(missing):
+        raise ValueError(
+            f"y has {len(missing)} missing labels (NaN or None), the first at index "
+            f"{missing[0]}: extractor='supervised' needs a label for every image."
+        )
+    try:
+        classes, ids = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise TypeError(f"The labels y cannot be sorted into classes ({exc}).") from None
+    if len(classes) == 1:
+        warnings.warn(
+            "y holds a single class: the supervised extractor has nothing to learn from it.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return ids.reshape(-1)
+
+
+def _missing(y: np.ndarray) -> np.ndarray:
+    """Which labels are missing: NaN, NaT, None or pandas.NA."""
+    if y.dtype.kind in "fc":
+        return np.isnan(y)
+    if y.dtype.kind in "mM":
+        return np.isnat(y)
+    if y.dtype.kind != "O":
+        return np.zeros(len(y), dtype=bool)
+    return np.array([value is None or _differs_from_itself(value) for value in y], dtype=bool)
+
+
+def _differs_from_itself(value) -> bool:
+    """True for NaN; pandas.NA, which has no truth value, counts too."""
+    try:
+        return bool(value != value)
+    except TypeError:
+        return True
 
 
 def check_images(estimator, X, *, reset: bool) -> ImageSource:

@@ -175,9 +175,14 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         same data, parameters and ``checkpoint_dir`` resumes from the last
         finished epoch, and on the CPU ends with the same features as an
         uninterrupted fit. Checkpoints of another fit, or damaged ones, are
-        refused with an error. Files are kept after the fit; delete the
-        folder to start afresh. Under ``torch.distributed`` only rank 0 reads
-        and writes them.
+        refused with an error: a fit is known by its images, its parameters
+        (an ``nn.Module`` extractor, or a method of one such as a fitted
+        ``network_.features``, by its class and weights; an ``architecture``
+        factory by the network it builds) and, for ``extractor="supervised"``,
+        its labels. A plain function or lambda is known only by its name, so a
+        fit with one as a parameter refuses ``checkpoint_dir``. Files are kept
+        after the fit; delete the folder to start afresh. Under
+        ``torch.distributed`` only rank 0 reads and writes them.
     num_workers : int, default=0
         Worker processes of the ``torch.utils.data.DataLoader`` that decodes
         image files and Datasets (0 decodes in the main process). A Dataset
@@ -373,7 +378,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             Datasets are read in batches (see ``image_size``). The data are
             converted to float32 one batch at a time.
         y : array-like of shape (n_samples,), default=None
-            Labels; used only by ``extractor="supervised"``.
+            Labels; used only by ``extractor="supervised"``, which needs one
+            for every image (NaN, None or pandas.NA are refused).
 
         Returns
         -------
@@ -392,7 +398,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _fit(self, X, y) -> None:
         """The three stages, each saved by ``checkpoint_dir`` when one is given."""
-        source = check_fit_inputs(self, X, y)
+        source, labels = check_fit_inputs(self, X, y)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         # Ranks of a process group start from rank 0's seeds (random_state=None
@@ -401,7 +407,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         params = self.get_params(deep=False)
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
-            checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, y))
+            checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, labels))
         stats = source.channel_stats()
         with torch_threads(self.n_jobs):
             with seeded(seeds[0], device):
@@ -409,7 +415,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     self.extractor,
                     weights=self.extractor_weights,
                     source=source,
-                    y=y,
+                    labels=labels,
                     architecture=self.architecture,
                     stats=stats,
                     config=make_config(params, epochs=self.extractor_epochs, device=device),

@@ -1,7 +1,9 @@
 """Interrupted fits resume from their checkpoints; foreign or damaged ones are refused."""
 
+import copy
 import io
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -10,6 +12,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
+from torch import nn
 
 from skclusterfit import ClusterFitTransformer
 
@@ -128,3 +132,103 @@ def test_checkpoints_are_written_atomically(small_digits, tiny, tmp_path, monkey
         ClusterFitTransformer(**{**tiny, "max_epochs": 2}, checkpoint_dir=tmp_path / "b").fit(X)
     assert not list((tmp_path / "b").glob(".*.tmp"))
     assert (tmp_path / "clusterfit.pt").read_bytes() == before
+
+
+def test_rounds_from_different_networks_never_share_checkpoints(small_digits, tiny, tmp_path):
+    # The documented second round: the extractor is a fitted network's features.
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny).fit(X)
+    other = ClusterFitTransformer(**{**tiny, "random_state": 1}).fit(X)
+    second = ClusterFitTransformer(
+        **tiny, extractor=first.network_.features, checkpoint_dir=tmp_path
+    )
+    second.fit(X)
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(
+            **tiny, extractor=other.network_.features, checkpoint_dir=tmp_path
+        ).fit(X)
+    # The same weights in another object (as in another process) resume.
+    copy = pickle.loads(pickle.dumps(first))
+    again = ClusterFitTransformer(**tiny, extractor=copy.network_.features, checkpoint_dir=tmp_path)
+    assert again.fit(X).history_ == second.history_
+
+
+def test_module_extractors_are_told_apart_by_their_weights(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(64, 8))
+    ClusterFitTransformer(**tiny, extractor=module, checkpoint_dir=tmp_path).fit(X)
+    ClusterFitTransformer(**tiny, extractor=copy.deepcopy(module), checkpoint_dir=tmp_path).fit(X)
+    changed = copy.deepcopy(module)
+    with torch.no_grad():
+        changed[1].bias[0] += 1e-3
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**tiny, extractor=changed, checkpoint_dir=tmp_path).fit(X)
+
+
+def _factory(width):
+    def factory(n_outputs):
+        return nn.Sequential(
+            nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 36, n_outputs)
+        )
+
+    return factory
+
+
+def test_architecture_factories_are_told_apart_by_what_they_build(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, architecture=_factory(4), checkpoint_dir=tmp_path).fit(X)
+    ClusterFitTransformer(**tiny, architecture=_factory(4), checkpoint_dir=tmp_path).fit(X)
+    with pytest.raises(ValueError, match="other data or parameters"):  # same name, other net
+        ClusterFitTransformer(**tiny, architecture=_factory(5), checkpoint_dir=tmp_path).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params, culprit",
+    [
+        (dict(extractor=lambda images: images.flatten(1)), "extractor"),
+        (dict(extractor=torch.flatten), "extractor"),
+        (dict(clusterer=KMeans(init=lambda X, k, random_state: X[:k])), "clusterer.init"),
+    ],
+    ids=["lambda", "function", "clusterer-init"],
+)
+def test_callables_without_a_fingerprint_refuse_checkpoints(
+    small_digits, tiny, tmp_path, params, culprit
+):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**{**tiny, **params}, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=rf"checkpoint_dir cannot be used with this {culprit}:"):
+        cf.fit(X)
+    assert not (tmp_path / "ckpt").exists() and not hasattr(cf, "image_shape_")
+
+
+def test_labels_count_by_value_and_only_for_the_supervised_extractor(small_digits, tiny, tmp_path):
+    X, y = small_digits
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+    def labels():  # new str objects at every call, as a new process reads them
+        return np.array(["".join(list(names[k])) for k in y], dtype=object)
+
+    params = {**tiny, "extractor": "supervised", "checkpoint_dir": tmp_path / "supervised"}
+    first = ClusterFitTransformer(**params).fit(X, labels())
+    assert ClusterFitTransformer(**params).fit(X, labels()).history_ == first.history_
+    other = labels()
+    other[0] = "nine"
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**params).fit(X, other)
+    # RotNet never reads y: a Pipeline passing other labels resumes the same fit.
+    params = {**tiny, "checkpoint_dir": tmp_path / "rotnet"}
+    first = ClusterFitTransformer(**params).fit(X, y)
+    assert ClusterFitTransformer(**params).fit(X, y[::-1]).history_ == first.history_
+
+
+def test_a_random_state_instance_counts_by_its_state(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    params = {**tiny, "checkpoint_dir": tmp_path}
+    seed = np.random.RandomState(0)
+    first = ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)
+    # The same seed in a new object resumes; the used object draws other seeds.
+    fresh = ClusterFitTransformer(**{**params, "random_state": np.random.RandomState(0)}).fit(X)
+    assert fresh.history_ == first.history_
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)

@@ -152,7 +152,7 @@ def test_extractor_is_probed_on_the_fit_device(small_digits, extractor):
         linear if extractor == "module" else lambda x: linear.to(meta)(x),
         weights=None,
         source=source,
-        y=None,
+        labels=None,
         architecture="auto",
         stats=source.channel_stats(),
         config=make_config(model.get_params(), epochs=1, device=meta),

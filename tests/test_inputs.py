@@ -105,3 +105,45 @@ def test_degenerate_data_still_fits(tiny):
     few = np.random.RandomState(0).rand(6, 64)
     cf = ClusterFitTransformer(**{**tiny, "n_clusters": 3, "batch_size": 512}).fit(few)
     assert cf.transform(few).shape == (6, 256)
+
+
+def _labels_with_missing(y):
+    pd = pytest.importorskip("pandas")
+    names = np.array([f"class {k}" for k in y], dtype=object)
+    return {
+        "float-nan": np.where(np.arange(len(y)) == 3, np.nan, y.astype(float)),
+        "none": np.where(np.arange(len(y)) == 3, None, names),
+        "pandas-nan": pd.Series(names).where(np.arange(len(y)) != 3),
+        "pandas-na": pd.Series(names, dtype="string").where(np.arange(len(y)) != 3),
+    }
+
+
+@pytest.mark.parametrize("kind", ["float-nan", "none", "pandas-nan", "pandas-na"])
+def test_missing_labels_are_refused_by_the_supervised_extractor(small_digits, tiny, kind):
+    X, y = small_digits
+    labels = _labels_with_missing(y)[kind]
+    with pytest.raises(ValueError, match="y has 1 missing labels .* the first at index 3"):
+        ClusterFitTransformer(**tiny, extractor="supervised").fit(X, labels)
+    # Extractors that never read y do not look at it.
+    assert ClusterFitTransformer(**tiny).fit(X, labels).n_clusters_ == 5
+
+
+def test_labels_of_mixed_types_and_a_single_class(small_digits, tiny):
+    X, y = small_digits
+    mixed = np.array([1, "one"] * 150, dtype=object)
+    with pytest.raises(TypeError, match="y cannot be sorted into classes"):
+        ClusterFitTransformer(**tiny, extractor="supervised").fit(X, mixed)
+    with pytest.warns(UserWarning, match="y holds a single class"):
+        cf = ClusterFitTransformer(**tiny, extractor="supervised").fit(X, np.zeros(len(X)))
+    assert np.isfinite(cf.transform(X)).all()
+
+
+@pytest.mark.parametrize("name", ["checkpoint_dir", "features_dir"])
+def test_folder_parameters_naming_a_file(small_digits, tiny, tmp_path, name):
+    X, _ = small_digits
+    file = tmp_path / "notes.txt"
+    file.write_text("not a folder")
+    with pytest.raises(ValueError, match=rf"{name} must be a folder; '.*notes\.txt' is a file"):
+        ClusterFitTransformer(**tiny, **{name: file}).fit(X)
+    with pytest.raises(ValueError, match=rf"{name} must be a folder; .* is inside '.*notes\.txt'"):
+        ClusterFitTransformer(**tiny, **{name: file / "sub"}).fit(X)
