@@ -232,3 +232,31 @@ def test_a_random_state_instance_counts_by_its_state(small_digits, tiny, tmp_pat
     assert fresh.history_ == first.history_
     with pytest.raises(ValueError, match="other data or parameters"):
         ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)
+
+
+class _CountingExtractor(nn.Module):
+    """A linear extractor that counts the images it is run on."""
+
+    images_seen = 0  # on the class, since the fit runs a copy of the module
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 8)
+
+    def forward(self, images):
+        type(self).images_seen += len(images)
+        return self.linear(images.flatten(1))
+
+
+def test_a_resumed_fit_does_not_embed_the_images_again(small_digits, tiny, tmp_path, monkeypatch):
+    X, _ = small_digits
+    torch.manual_seed(0)
+    extractor = _CountingExtractor()
+    monkeypatch.setattr(_CountingExtractor, "images_seen", 0)
+    first = ClusterFitTransformer(**tiny, extractor=extractor, checkpoint_dir=tmp_path).fit(X)
+    assert _CountingExtractor.images_seen == 2 + len(X)  # a probe of two blank images, then X
+    _CountingExtractor.images_seen = 0
+    again = ClusterFitTransformer(**tiny, extractor=extractor, checkpoint_dir=tmp_path).fit(X)
+    assert _CountingExtractor.images_seen == 2
+    np.testing.assert_array_equal(again.labels_, first.labels_)
+    np.testing.assert_array_equal(again.transform(X), first.transform(X))

@@ -1,5 +1,6 @@
 """Behaviour of ClusterFitTransformer as a whole: fit, transform and their outputs."""
 
+import contextlib
 import pickle
 import tracemalloc
 
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
-from skclusterfit import ClusterFitTransformer
+from skclusterfit import ClusterFitTransformer, _transformer
 
 
 def test_fit_transform_shapes_and_attributes(small_digits, tiny):
@@ -189,3 +192,45 @@ def test_training_loss_falls(small_digits):
     for stage in ("rotnet", "clusterfit"):
         losses = [h["loss"] for h in cf.history_ if h["stage"] == stage]
         assert losses[-1] < 0.8 * losses[0], (stage, losses)
+
+
+def _failing_extractor(images):
+    raise RuntimeError("the extractor failed")
+
+
+def _fail_during_training(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("failure", ["extractor", "checkpoint", "interrupted"])
+def test_a_failed_fit_leaves_the_estimator_as_it_was(small_digits, tiny, tmp_path, failure):
+    X, _ = small_digits
+    # Other images (10x10 colour, another value range), checked and laid out before the failure.
+    other = np.random.RandomState(0).rand(40, 10, 10, 3) * 7
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    state = {name: value for name, value in vars(cf).items() if name.endswith("_")}
+    expected = cf.transform(X)
+    fresh = ClusterFitTransformer(**tiny)
+    error = {"extractor": RuntimeError, "checkpoint": ValueError}.get(failure, KeyboardInterrupt)
+    with contextlib.ExitStack() as stack:
+        if failure == "extractor":
+            params = dict(extractor=_failing_extractor)
+        elif failure == "checkpoint":  # checkpoints of another fit are refused
+            ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X[:50])
+            params = dict(checkpoint_dir=tmp_path)
+        else:
+            params = {}
+            patch = stack.enter_context(pytest.MonkeyPatch.context())
+            patch.setattr(_transformer, "train", _fail_during_training)
+        for model in (cf, fresh):
+            model.set_params(**params)
+            with pytest.raises(error):
+                model.fit(other)
+    after = {name: value for name, value in vars(cf).items() if name.endswith("_")}
+    assert after.keys() == state.keys() and all(after[name] is state[name] for name in state)
+    assert cf.image_shape_ == (8, 8, 1) and cf.n_features_in_ == 64
+    assert cf.input_range_ == (0.0, 16.0)
+    np.testing.assert_array_equal(cf.transform(X), expected)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
+    assert not [name for name in vars(fresh) if name.endswith("_")]
