@@ -17,6 +17,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -190,12 +191,17 @@ class Checkpoints:
         if not path.exists():
             return None
         try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch warns about a file that is no archive before failing on it.
+                warnings.simplefilter("ignore", UserWarning)
+                record = torch.load(path, map_location="cpu", weights_only=True)
             payload = record["payload"].numpy().tobytes()
             intact = hashlib.sha256(payload).hexdigest() == record["sha256"]
+        except OSError:
+            raise  # no permission, a folder...: the file itself may be intact
         except Exception as exc:
             raise ValueError(
-                f"The checkpoint {path} is damaged and cannot be read ({exc})."
+                f"The checkpoint {path} is damaged and cannot be read ({type(exc).__name__})."
             ) from None
         if not intact:
             raise ValueError(f"The checkpoint {path} is damaged: its checksum does not match.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -299,10 +300,12 @@ def _check_streamed(estimator, X, kind: str, *, reset: bool) -> StreamedImages:
         for index, path in enumerate(items):
             try:
                 info = os.stat(path)
-            except OSError:
+            except (FileNotFoundError, NotADirectoryError):
                 raise FileNotFoundError(
-                    f"Image file {path!r} (X[{index}]) does not exist or cannot be read."
+                    f"Image file {path!r} (X[{index}]) does not exist."
                 ) from None
+            if stat.S_ISDIR(info.st_mode):
+                raise ValueError(f"X[{index}] is a folder, not an image file: {path!r}.")
             stamps.append((path, info.st_size, info.st_mtime_ns))
         identity = stamps
     else:

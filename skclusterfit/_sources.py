@@ -140,6 +140,10 @@ def read_item(items, index: int, kind: str):
     except FileNotFoundError:
         raise FileNotFoundError(f"Image {item_name(items, index, kind)} does not exist.") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # The system could not read the file (no permission, a folder, a disk
+            # error): its own message says so. PIL's decoding errors carry no errno.
+            raise
         raise ValueError(f"Cannot decode {item_name(items, index, kind)}: {exc}") from None
 
 

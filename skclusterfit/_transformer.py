@@ -672,8 +672,11 @@ def load(path) -> ClusterFitTransformer:
     Raises
     ------
     ValueError
-        When the file is not a model file, holds anything but plain data, or
-        was written by an unknown format version.
+        When the file is not a model file (a pickle, say), holds anything but
+        plain data, is damaged, or was written by an unknown format version.
+    OSError
+        When the file cannot be read (missing, a folder, no permission), with
+        the operating system's own message.
 
     Examples
     --------

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -260,3 +261,18 @@ def test_a_resumed_fit_does_not_embed_the_images_again(small_digits, tiny, tmp_p
     assert _CountingExtractor.images_seen == 2
     np.testing.assert_array_equal(again.labels_, first.labels_)
     np.testing.assert_array_equal(again.transform(X), first.transform(X))
+
+
+def test_checkpoints_that_cannot_be_read_are_not_called_damaged(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    (tmp_path / "rotnet.pt").unlink()
+    (tmp_path / "rotnet.pt").mkdir()  # a folder where a checkpoint should be
+    with pytest.raises(IsADirectoryError):
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    (tmp_path / "rotnet.pt").rmdir()
+    (tmp_path / "rotnet.pt").write_bytes(pickle.dumps({"epoch": 1}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning from torch on the way
+        with pytest.raises(ValueError, match=r"rotnet\.pt is damaged and cannot be read"):
+            ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
