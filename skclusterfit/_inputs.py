@@ -32,6 +32,10 @@ from ._sources import (
     read_item,
 )
 
+# The smallest side of the square images that flattened arrays are checked for
+# (see _warn_of_flattened_images): smaller ones are as likely to be tables.
+MIN_IMAGE_SIDE = 8
+
 
 def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
     """Validate the data and the folders given to ``fit``.
@@ -110,7 +114,7 @@ def _check_labels(extractor, y, n_samples: int) -> np.ndarray | None:
         warnings.warn(
             "y holds a single class: the supervised extractor has nothing to learn from it.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
     return ids.reshape(-1)
 
@@ -149,9 +153,10 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     streamed = _streamed_kind(X)
     if streamed is not None:
         return _check_streamed(estimator, X, streamed, reset=reset)
-    nd_shape, channels_first = None, False
+    nd_shape, channels_first, given_shape = None, False, None
     if getattr(X, "ndim", 2) > 2:
         X = np.asarray(X)
+        given_shape = X.shape
         if X.ndim != 3 and X.ndim != 4:
             raise ValueError(
                 f"Expected a 2-D array (n_samples, n_features) or images of shape "
@@ -178,6 +183,8 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
 
     if reset:
         shape = nd_shape or _flat_layout(estimator.image_shape, X.shape[1])
+        if given_shape is not None or isinstance(estimator.image_shape, str):
+            _warn_of_flattened_images(given_shape or X.shape)
     else:
         shape = nd_shape or estimator.image_shape_
         if tuple(shape) != tuple(estimator.image_shape_):
@@ -203,6 +210,46 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
         estimator.image_shape_ = (height, width, channels)
         estimator.input_range_ = _value_range(images)
     return ArrayImages(images, estimator.input_range_)
+
+
+def _warn_of_flattened_images(shape: tuple[int, ...]) -> None:
+    """Warn where ``X`` looks like square images flattened, but is read as other images.
+
+    Rows of ``3 * s * s`` values (``s >= MIN_IMAGE_SIDE``) look like ``s x s`` colour
+    images, which ``image_shape="auto"`` reads as ``1 x 3s²`` signals; 3-D arrays
+    ``(n, s * s, C)`` or ``(n, C, s * s)`` look like images flattened to pixels, which
+    are read as grey ``s² x C`` or ``C x s²`` images. Rows of ``4 * s * s`` values
+    are perfect squares, read as grey images, as the digits' 64 and MNIST's 784 are.
+    """
+    if len(shape) == 2:
+        side = _square_side(shape[1] / 3)
+        if side:
+            warnings.warn(
+                f"X has rows of {shape[1]} values, which image_shape='auto' reads as "
+                f"1 x {shape[1]} signals. If they are {side}x{side} colour images, pass "
+                f"image_shape=({side}, {side}, 3); image_shape=(1, {shape[1]}) reads "
+                f"them as signals without this warning.",
+                UserWarning,
+                stacklevel=7,
+            )
+        return
+    for channels_at, pixels_at in ((2, 1), (1, 2)):
+        channels, side = shape[channels_at], _square_side(shape[pixels_at])
+        if channels in (3, 4) and side:
+            images = (side, side, channels) if channels_at == 2 else (channels, side, side)
+            warnings.warn(
+                f"X has shape {shape}, read as grey images of {shape[1]}x{shape[2]} "
+                f"pixels. If it holds {side}x{side} images of {channels} channels "
+                f"flattened to pixels, reshape it to {(shape[0], *images)}.",
+                UserWarning,
+                stacklevel=7,
+            )
+
+
+def _square_side(n_pixels: float) -> int:
+    """``s`` where ``n_pixels`` is ``s * s`` and ``s >= MIN_IMAGE_SIDE``, else 0."""
+    side = math.isqrt(int(n_pixels))
+    return side if side * side == n_pixels and side >= MIN_IMAGE_SIDE else 0
 
 
 def _nd_layout(shape: tuple[int, ...]) -> tuple[tuple[int, int, int], bool]:

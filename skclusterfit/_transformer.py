@@ -86,9 +86,13 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Shape ``(H, W)`` or ``(H, W, C)`` of the images flattened in the rows
         of a 2-D ``X`` (in the order numpy's ``reshape`` gives). ``"auto"``
         reads a square grey image when ``n_features`` is a perfect square, and
-        otherwise a ``1 x n_features`` signal. N-D inputs ``(n, H, W)``,
-        ``(n, H, W, C)`` and ``(n, C, H, W)`` carry their own shape; image
-        files and Datasets too (see ``image_size``).
+        otherwise a ``1 x n_features`` signal; rows of ``3 * s * s`` values
+        (``s`` of 8 or more, 3072 for 32x32) look like colour images, so
+        ``"auto"`` warns that they are read as signals and names the
+        ``image_shape`` to pass. N-D inputs ``(n, H, W)``, ``(n, H, W, C)`` and
+        ``(n, C, H, W)`` carry their own shape (a warning points out
+        ``(n, s * s, 3)``, read as grey ``s² x 3`` images); image files and
+        Datasets too (see ``image_size``).
     image_size : int, (height, width) or None, default=None
         For image files and Datasets: the size every image is resized to
         (bilinear) in ``fit``; ``None`` is the size of the first image. The

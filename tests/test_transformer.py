@@ -3,6 +3,7 @@
 import contextlib
 import pickle
 import tracemalloc
+import warnings
 
 import joblib
 import numpy as np
@@ -234,3 +235,39 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was(small_digits, tiny, tmp_pat
     with pytest.raises(NotFittedError):
         check_is_fitted(fresh)
     assert not [name for name in vars(fresh) if name.endswith("_")]
+
+
+@pytest.mark.parametrize(
+    "shape, advice",
+    [
+        ((30, 3072), r"rows of 3072 values.* pass image_shape=\(32, 32, 3\)"),
+        ((30, 192), r"rows of 192 values.* pass image_shape=\(8, 8, 3\)"),
+        ((30, 1024, 3), r"reshape it to \(30, 32, 32, 3\)"),
+        ((30, 4, 100), r"reshape it to \(30, 4, 10, 10\)"),
+    ],
+)
+def test_flattened_colour_images_are_pointed_out(tiny, shape, advice):
+    X = np.random.RandomState(0).rand(*shape)
+    with pytest.warns(UserWarning, match=advice) as record:
+        ClusterFitTransformer(**{**tiny, "n_clusters": 2}, architecture="cnn").fit(X)
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    "shape, image_shape",
+    [
+        ((30, 64), "auto"),  # the 8x8 digits
+        ((30, 784), "auto"),  # 28x28 MNIST
+        ((30, 48), "auto"),  # too small to be told from a table
+        ((30, 30), "auto"),
+        ((30, 3072), (1, 3072)),  # signals, said so
+        ((30, 3072), (32, 32, 3)),
+    ],
+)
+def test_grey_images_tables_and_explicit_shapes_are_not_warned_about(tiny, shape, image_shape):
+    X = np.random.RandomState(0).rand(*shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ClusterFitTransformer(
+            **{**tiny, "n_clusters": 2}, image_shape=image_shape, architecture="cnn"
+        ).fit(X)
