@@ -114,8 +114,11 @@ def cluster(
             # in place instead and restores them after.
             model.set_params(copy_x=False)
         with warnings.catch_warnings():
-            # Too few distinct points is reported below, in the package's own words.
-            warnings.simplefilter("ignore", ConvergenceWarning)
+            if isinstance(clusterer, str):
+                # The package's own k-means warns only of too few distinct points,
+                # which _contiguous reports in the package's words; a user's
+                # clusterer keeps its warnings.
+                warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(features)
         labels = np.asarray(model.labels_)
 

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._clustering import cluster
@@ -125,3 +126,16 @@ def test_pca_whitening_and_l2(blobs):
         points, n_clusters=4, clusterer="kmeans", pca_components=3, l2_normalize=True, seed=0
     )
     assert np.all(np.linalg.norm(normalised.centers, axis=1) <= 1 + 1e-5)
+
+
+def test_convergence_warnings_are_silenced_only_for_the_package_s_own_clusterers():
+    points = np.repeat(np.eye(2, 8, dtype=np.float32), 20, axis=0)  # two distinct points
+    for method in ("kmeans", "minibatch", "auto"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cluster(points, n_clusters=4, clusterer=method, seed=0)
+        assert [type(w.message) for w in caught] == [UserWarning], method
+        assert "found 2 non-empty clusters of the 4" in str(caught[0].message)
+    with pytest.warns(UserWarning, match="found 2"):
+        with pytest.warns(ConvergenceWarning, match="distinct clusters"):
+            cluster(points, n_clusters=4, clusterer=KMeans(n_init=1), seed=0)
