@@ -51,6 +51,13 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
             f"n_clusters={estimator.n_clusters} is larger than the number of "
             f"samples ({len(source)})."
         )
+    if estimator.n_clusters == 1:
+        warnings.warn(
+            "n_clusters=1 gives N_cf a single class to predict, which leaves it nothing "
+            "to learn: its features are those of an untrained network.",
+            UserWarning,
+            stacklevel=5,
+        )
     return source, labels
 
 

@@ -61,7 +61,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     Parameters
     ----------
     n_clusters : int, default=100
-        Number of clusters, i.e. of classes N_cf is trained on.
+        Number of clusters, i.e. of classes N_cf is trained on. One is
+        accepted, as by ``KMeans``, with a warning: a single class gives N_cf
+        nothing to learn, so its features are those of an untrained network.
     extractor : str, nn.Module or callable, default="rotnet"
         The network N_pre whose embeddings are clustered:
 
@@ -276,7 +278,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     """
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 2, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "extractor": [str, callable],
         "extractor_weights": [str, os.PathLike, None],
         "image_shape": [StrOptions({"auto"}), tuple, list],
@@ -535,6 +537,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         labels : ndarray of shape (n_samples,)
             Cluster ids in ``[0, n_clusters_)``, int64.
         """
+        check_is_fitted(self)
         logits = self._infer(X, self.network_)
         return logits.argmax(axis=1).astype(np.int64)
 

@@ -60,7 +60,7 @@ def test_y_of_the_wrong_length(small_digits, tiny):
 @pytest.mark.parametrize(
     "params",
     [
-        dict(n_clusters=1),
+        dict(n_clusters=0),
         dict(clusterer="spectral"),
         dict(augmentation="heavy"),
         dict(feature_layer="conv3"),

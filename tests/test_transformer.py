@@ -271,3 +271,27 @@ def test_grey_images_tables_and_explicit_shapes_are_not_warned_about(tiny, shape
         ClusterFitTransformer(
             **{**tiny, "n_clusters": 2}, image_shape=image_shape, architecture="cnn"
         ).fit(X)
+
+
+def test_one_cluster_is_accepted_with_a_warning(small_digits, tiny, capsys):
+    # As KMeans accepts it; N_cf then learns a single class, whose loss is zero.
+    X, _ = small_digits
+    params = {**tiny, "n_clusters": 1, "balanced_sampling": True, "verbose": 1}
+    with pytest.warns(UserWarning, match="n_clusters=1 .* nothing to learn") as record:
+        cf = ClusterFitTransformer(**params).fit(X)
+    assert record[0].filename == __file__
+    assert cf.n_clusters_ == 1 and set(cf.labels_) == {0}
+    assert cf.cluster_centers_.shape == (1, 256)
+    [last] = [h for h in cf.history_ if h["stage"] == "clusterfit"]
+    assert last["loss"] == 0.0 and last["accuracy"] == 1.0
+    assert "clusterfit epoch 1/1" in capsys.readouterr().err
+    features = cf.transform(X)
+    assert features.shape == (300, 256) and np.isfinite(features).all()
+    assert cf.set_params(feature_layer="logits").transform(X).shape == (300, 1)
+    np.testing.assert_array_equal(cf.predict(X), np.zeros(300, dtype=np.int64))
+
+
+def test_predict_before_fit_says_not_fitted(small_digits):
+    X, _ = small_digits
+    with pytest.raises(NotFittedError):
+        ClusterFitTransformer().predict(X)
