@@ -199,13 +199,15 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         memory: they are written batch by batch to a memory-mapped file in a
         temporary subfolder, removed at the end of ``fit``. Clustering then
         reads them a chunk at a time: PCA is fitted on a sample, the
-        normalised features go to a second mapped file, ``"faiss"`` trains on
-        a sample and assigns in chunks, and the k-means clusterers read their
-        batches from the mapped file (other scikit-learn clusterers get the
-        mapped array and may load it). The clusters are the same as without
-        it. ``None`` keeps the features in memory. Under ``torch.distributed``
-        the ranks' features are gathered in memory; only the clustering's
-        normalised copy goes to the folder.
+        features are normalised in place (whitened ones go to a second mapped
+        file), ``"faiss"`` trains on a sample and assigns in chunks, and the
+        k-means clusterers read their batches from the mapped file (other
+        scikit-learn clusterers get the mapped array and may load it). The
+        clusters are the same as without it. ``None`` keeps the features in
+        memory, where they are likewise normalised without a copy. Under
+        ``torch.distributed`` the ranks' features are gathered in rank 0's
+        memory, the only rank that clusters; only whitened features go to the
+        folder.
 
     Attributes
     ----------
@@ -455,7 +457,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """Stage 2: embed and cluster, or restore the clusters of an interrupted fit.
 
         A restored clustering skips the embedding too. Under ``torch.distributed``
-        every rank embeds its block, rank 0 clusters, and every rank gets the result.
+        every rank embeds its block, rank 0 gathers the blocks and clusters, and
+        every rank gets the result.
         """
         saved = checkpoints.load("clustering") if checkpoints is not None else None
         saved = distributed.broadcast(saved)
@@ -483,6 +486,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     l2_normalize=self.l2_normalize,
                     seed=seed,
                     folder=scratch,
+                    owned=True,
                 )
             del embeddings  # the clusters are all that later stages need
         if checkpoints is not None:

@@ -1,5 +1,6 @@
 """Stage 2: clusterers, normalisation and degenerate clusterings."""
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -139,3 +140,23 @@ def test_convergence_warnings_are_silenced_only_for_the_package_s_own_clusterers
     with pytest.warns(UserWarning, match="found 2"):
         with pytest.warns(ConvergenceWarning, match="distinct clusters"):
             cluster(points, n_clusters=4, clusterer=KMeans(n_init=1), seed=0)
+
+
+def test_features_given_up_by_the_caller_are_clustered_without_a_copy():
+    # fit gives up its embeddings: they are normalised in place and KMeans
+    # centres them in place (copy_x=False), where each made a copy. KMeans still
+    # makes one passing copy, in np.var, for its tolerance.
+    features = np.random.RandomState(0).randn(20_000, 256).astype(np.float32)
+    original = features.copy()
+    reference = cluster(features, n_clusters=10, clusterer="kmeans", seed=0)
+    np.testing.assert_array_equal(features, original)  # the caller's array is left alone
+    tracemalloc.start()
+    try:
+        owned = cluster(features, n_clusters=10, clusterer="kmeans", seed=0, owned=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * features.nbytes, f"{peak / 1e6:.1f} MB for {features.nbytes / 1e6} MB"
+    np.testing.assert_array_equal(owned.labels, reference.labels)
+    np.testing.assert_allclose(owned.centers, reference.centers, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
