@@ -101,8 +101,17 @@ def test_checkpoints_of_another_fit_are_refused(small_digits, tiny, tmp_path, ch
 
 def test_settings_that_do_not_change_the_result_keep_the_checkpoints(small_digits, tiny, tmp_path):
     X, _ = small_digits
-    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    ClusterFitTransformer(**tiny, checkpoint_dir=str(tmp_path), verbose=0, n_jobs=1).fit(X)
+    first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    files = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in tmp_path.iterdir()}
+    unchanged = dict(verbose=0, n_jobs=1, feature_layer="logits", num_workers=1)
+    again = ClusterFitTransformer(
+        **tiny, **unchanged, checkpoint_dir=str(tmp_path), features_dir=tmp_path / "features"
+    ).fit(X)
+    # Every stage was restored, not run again: the same epoch times, no file rewritten.
+    assert again.history_ == first.history_
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.glob("*.pt")} == files
+    again.set_params(feature_layer="features")
+    np.testing.assert_array_equal(again.transform(X), first.transform(X))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from skclusterfit import ClusterFitTransformer, _transformer
+from skclusterfit import ClusterFitTransformer, _training, _transformer
 
 
 def test_fit_transform_shapes_and_attributes(small_digits, tiny):
@@ -55,11 +55,28 @@ def test_fit_leaves_global_random_state_alone(small_digits, tiny):
     np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])  # noqa: NPY002
 
 
-def test_n_jobs_sets_threads_only_during_fit(small_digits, tiny):
+def test_n_jobs_sets_threads_only_during_fit_and_transform(small_digits, tiny):
     X, _ = small_digits
-    before = torch.get_num_threads()
-    ClusterFitTransformer(**tiny, n_jobs=1).fit(X)
-    assert torch.get_num_threads() == before
+    seen = []
+
+    def extractor(images):  # records the threads torch uses where the work is done
+        seen.append(torch.get_num_threads())
+        return images.flatten(1)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cf = ClusterFitTransformer(**tiny, extractor=extractor, n_jobs=2).fit(X)
+        assert set(seen) == {2} and torch.get_num_threads() == 1
+        seen.clear()
+        cf.set_params(feature_layer="extractor").transform(X[:5])
+        assert set(seen) == {2} and torch.get_num_threads() == 1
+        seen.clear()
+        cf.set_params(n_jobs=-1).transform(X[:5])  # -1: every core, as in joblib
+        assert set(seen) == {torch.multiprocessing.cpu_count()}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize(
@@ -175,15 +192,40 @@ def test_verbose(small_digits, tiny, capsys):
     assert "clustering: KMeans(init='random', n_clusters=5" in err and "found 5 clusters" in err
 
 
-def test_balanced_sampling_and_options_run(small_digits, tiny):
-    X, _ = small_digits
-    for options in (
+@pytest.mark.parametrize(
+    "options",
+    [
         dict(balanced_sampling=True),
-        dict(augmentation="light", lr_schedule="constant"),
-        dict(augmentation="none", pca_components=16, l2_normalize=False),
-    ):
-        features = ClusterFitTransformer(**tiny, **options).fit_transform(X)
-        assert np.isfinite(features).all()
+        dict(augmentation="light"),
+        dict(augmentation="none"),
+        dict(lr_schedule="constant"),
+        dict(pca_components=16, l2_normalize=False),
+    ],
+    ids=["balanced", "light", "no-augmentation", "constant-lr", "pca-no-l2"],
+)
+def test_options_change_the_fit(small_digits, tiny, options, monkeypatch):
+    X, _ = small_digits
+    tiny = {**tiny, "max_epochs": 2}
+    default = ClusterFitTransformer(**tiny).fit(X)
+    balanced = []
+    epoch_order = _training._epoch_order
+
+    def recording_order(indices, weights, generator):
+        balanced.append(weights is not None)
+        return epoch_order(indices, weights, generator)
+
+    monkeypatch.setattr(_training, "_epoch_order", recording_order)
+    cf = ClusterFitTransformer(**tiny, **options).fit(X)
+    features = cf.transform(X)
+    assert np.isfinite(features).all()
+    assert not np.array_equal(features, default.transform(X))
+    # Balanced draws for N_cf's epochs only; the extractor draws uniformly.
+    assert balanced == [False] + [options.get("balanced_sampling", False)] * 2
+    if "pca_components" in options:
+        assert cf.cluster_centers_.shape == (5, 16)
+        assert np.linalg.norm(cf.cluster_centers_, axis=1).max() > 1.5  # not normalised
+    else:
+        np.testing.assert_array_less(np.linalg.norm(cf.cluster_centers_, axis=1), 1 + 1e-6)
 
 
 def test_training_loss_falls(small_digits):
