@@ -1,12 +1,13 @@
 """Peak memory and time of ``fit`` on image files, against the number of files.
 
-Writes the first 50,000 Fashion-MNIST training images as PNG files into a
-temporary folder, then fits ClusterFitTransformer on the list of the first N
-paths, N in {2k, 10k, 50k}, each in a fresh process: one epoch per trained
-stage, 10 clusters, ``features_dir`` set so that N_pre's features are kept in a
-memory-mapped file. Reported per N: wall time of ``fit``, the process's peak
-resident memory (``ru_maxrss``) and its resident memory just before ``fit``
-(Python, torch and the list of paths loaded).
+Writes the first N Fashion-MNIST training images (the largest N) as PNG files
+into a temporary folder, then fits ClusterFitTransformer on the list of the
+first N paths, N in {2k, 10k, 50k} (``--sizes``), each in a fresh process: one
+epoch per trained stage, 10 clusters (``--n-clusters``), ``features_dir`` set
+so that N_pre's features are kept in a memory-mapped file. Reported per N: wall
+time of ``fit``, the process's peak resident memory (``VmHWM``) and its
+resident memory just before ``fit`` (Python, torch and the list of paths
+loaded).
 
 Target: memory flat in N apart from the per-image feature arrays. The fitted
 slope (MB per 10k images) is compared with the size of N_pre's features
@@ -23,6 +24,7 @@ Usage::
     python benchmarks/perf_memory_files.py                       # N = 2k, 10k, 50k
     python benchmarks/perf_memory_files.py --sizes 2000 10000    # chosen N
     python benchmarks/perf_memory_files.py --in-memory           # no features_dir
+    python benchmarks/perf_memory_files.py --n-clusters 100      # k-means, not faiss
     python benchmarks/perf_memory_files.py --quick               # N = 300, 600
 """
 
@@ -47,6 +49,7 @@ from pathlib import Path
 from skclusterfit import ClusterFitTransformer, _transformer
 
 folder, n, in_memory = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+n_clusters = int(sys.argv[4])
 paths = [folder / f"{i:05d}.png" for i in range(n)]
 
 def status_mb(field):
@@ -72,7 +75,7 @@ _transformer.cluster = measured_cluster
 before = status_mb("VmRSS")
 start = time.perf_counter()
 cf = ClusterFitTransformer(
-    n_clusters=10, extractor_epochs=1, max_epochs=1, random_state=0,
+    n_clusters=n_clusters, extractor_epochs=1, max_epochs=1, random_state=0,
     features_dir=None if in_memory else folder / "features",
 ).fit(paths)
 seconds = time.perf_counter() - start
@@ -99,6 +102,7 @@ def main():
     parser = common.arguments(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 10_000, 50_000])
     parser.add_argument("--in-memory", action="store_true", help="fit without features_dir")
+    parser.add_argument("--n-clusters", type=int, default=10)
     args = parser.parse_args()
     quick = args.quick
     sizes = [300, 600] if quick else args.sizes
@@ -108,7 +112,8 @@ def main():
         png_seconds = write_pngs(folder, max(sizes))
         for n in sizes:
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(folder), str(n), str(int(args.in_memory))],
+                [sys.executable, "-c", CHILD, str(folder), str(n), str(int(args.in_memory))]
+                + [str(args.n_clusters)],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -122,6 +127,7 @@ def main():
     arrays_per_10k = rows[-1]["feature_width"] * 4 * 10_000 / 1e6
     fields = {
         "in_memory": args.in_memory,
+        "n_clusters": args.n_clusters,
         "png_writing_seconds": png_seconds,
         "rows": rows,
         "memory_mb_per_10k_images": float(per_10k),
@@ -136,7 +142,7 @@ def markdown(record):
     in_memory = record.get("in_memory", False)
     lines = common.markdown_header("fit on PNG files: peak memory and time against N", record) + [
         "Fashion-MNIST training images as 28x28 PNG files; `fit` on the list of paths "
-        "with one epoch per trained stage, 10 clusters and "
+        f"with one epoch per trained stage, {record.get('n_clusters', 10)} clusters and "
         + ("the features in memory" if in_memory else "`features_dir` set")
         + "; each N in a fresh process.",
         "",
