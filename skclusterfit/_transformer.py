@@ -100,7 +100,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         (bilinear) in ``fit``; ``None`` is the size of the first image. The
         first image also sets the colour mode: grey when it is grey (PIL modes
         "1", "L", "I", "F" and their variants, or one channel), else RGB, and
-        every image is converted to that mode (alpha is dropped). ``transform``
+        every image is converted to that mode (alpha is dropped); 16-bit
+        images (modes "I;16", "I") are read as 0-65535 and float ones ("F")
+        must lie in [0, 1]. ``transform``
         resizes and converts every image to the size and mode found in ``fit``,
         so a model fitted on arrays transforms files of any size. Arrays are
         never resized: an ``image_size`` that differs from an array's images

@@ -255,3 +255,21 @@ def test_files_the_system_cannot_read_keep_their_error(grey, tmp_path, params, m
     monkeypatch.setattr(PILImage, "open", no_permission)
     with pytest.raises(PermissionError, match=r"Permission denied: '.*3\.png'"):
         ClusterFitTransformer(**{**params, "n_clusters": 2}).fit(paths[:5])
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(grey, tmp_path, params):
+    # PIL's own conversion to 8 bits clips at 255: a 16-bit image would turn white.
+    wide = grey.astype(np.uint16) * 257  # the same images on 0-65535
+    paths = [tmp_path / f"{i}.png" for i in range(40)]
+    for image, path in zip(wide, paths, strict=False):
+        Image.fromarray(image).save(path)
+    assert Image.open(paths[0]).mode.startswith("I")
+    reference = ClusterFitTransformer(**params).fit(grey[:40])
+    cf = ClusterFitTransformer(**params).fit(paths)
+    np.testing.assert_array_equal(cf.labels_, reference.labels_)
+    np.testing.assert_allclose(cf.transform(paths), reference.transform(grey[:40]), atol=1e-4)
+    floats = Images(grey[:40], lambda image: Image.fromarray(image.astype(np.float32) / 255))
+    np.testing.assert_allclose(cf.transform(floats), reference.transform(grey[:40]), atol=1e-4)
+    too_bright = Images(grey[:4], lambda image: Image.fromarray(image.astype(np.float32)))
+    with pytest.raises(ValueError, match=r"X\[0\] holds float values outside \[0, 1\]"):
+        ClusterFitTransformer(**params).fit(too_bright)
