@@ -13,12 +13,14 @@ those instead.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
 import pickle
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,6 +50,11 @@ _JSON_ATTRIBUTES = (
 def save(estimator, path) -> None:
     """Write the fitted ``estimator`` to ``path``."""
     check_is_fitted(estimator)
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "save() needs a file name, not a folder", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "No folder to save the model in", str(path.parent))
     params = estimator.get_params(deep=False)
     for name in ("extractor", "architecture"):
         if not isinstance(params[name], str):

@@ -161,3 +161,12 @@ def test_loading_a_file_from_another_version_warns(small_digits, tiny, tmp_path,
     monkeypatch.setattr(skclusterfit._version, "__version__", "99.0")
     with pytest.warns(UserWarning, match="saved by skclusterfit 0.1.0; loading it with 99.0"):
         skclusterfit.load(tmp_path / "model.pt")
+
+
+def test_save_names_a_missing_folder_or_a_folder_given_for_a_file(small_digits, tiny, tmp_path):
+    cf = ClusterFitTransformer(**tiny).fit(small_digits[0][:60])
+    with pytest.raises(FileNotFoundError, match=r"No folder to save the model in: '.*missing'"):
+        cf.save(tmp_path / "missing" / "model.pt")
+    with pytest.raises(IsADirectoryError, match="save.. needs a file name, not a folder"):
+        cf.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
