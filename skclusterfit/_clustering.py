@@ -105,6 +105,7 @@ def cluster(
         time and the number of points it was fitted on.
     """
     start = time.perf_counter()
+    _check_finite(features)
     prepared = _prepare(features, pca_components, l2_normalize, seed, folder, owned)
     # The features clustered are the package's own when prepared into a new array.
     owned = owned or prepared is not features
@@ -130,8 +131,13 @@ def cluster(
                 # which _contiguous reports in the package's words; a user's
                 # clusterer keeps its warnings.
                 warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(features)
-        labels = np.asarray(model.labels_)
+            labels = np.asarray(model.fit_predict(features))
+        if labels.shape != (len(features),) or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"The clusterer {type(model).__name__} gave labels of shape {labels.shape} "
+                f"and dtype {labels.dtype} for {len(features)} images; expected one "
+                f"integer label per image."
+            )
 
     labels = _contiguous(labels, expected)
     centers = _cluster_means(features, labels)
@@ -183,6 +189,17 @@ def _prepare(
             chunk = chunk / np.maximum(norms, 1e-12)
         out[start : start + CHUNK_ROWS] = chunk
     return out
+
+
+def _check_finite(features) -> None:
+    """Raise if the features hold NaN or infinity, naming the first image that does."""
+    for start in range(0, len(features), CHUNK_ROWS):
+        bad = ~np.isfinite(features[start : start + CHUNK_ROWS]).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"The extractor's features hold NaN or infinity (first for image "
+                f"{start + int(bad.argmax())}); it must give finite features."
+            )
 
 
 def _sample(features, max_rows: int, seed: int) -> np.ndarray:

@@ -125,9 +125,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         for fewer than 20 images per cluster, ``"faiss"`` for more than 256
         images per cluster when faiss is installed (so installing it changes
         the clusters of large fits), else KMeans from random centres
-        (``clusterer_`` says which ran). Any scikit-learn clusterer may be given
-        instead; a clone is fitted, with its ``n_clusters`` and
-        ``random_state`` set where it has them.
+        (``clusterer_`` says which ran). Any scikit-learn clusterer (an
+        estimator with ``fit_predict``) may be given instead; a clone is
+        fitted, with its ``n_clusters`` and ``random_state`` set where it has
+        them.
     pca_components : int or None, default=None
         PCA-whiten the features to this many components before clustering,
         as DeepCluster does. PCA is fitted on at most 50,000 images drawn at
@@ -287,7 +288,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "extractor_weights": [str, os.PathLike, None],
         "image_shape": [StrOptions({"auto"}), tuple, list],
         "architecture": [str, callable],
-        "clusterer": [StrOptions(set(CLUSTERERS)), HasMethods(["fit"])],
+        "clusterer": [StrOptions(set(CLUSTERERS)), HasMethods(["fit_predict"])],
         "pca_components": [Interval(Integral, 1, None, closed="left"), None],
         "l2_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],

@@ -103,7 +103,7 @@ def test_empty_clusters_are_dropped_with_a_warning(tiny):
 
 def test_labels_are_renumbered_contiguously():
     class Gappy(KMeans):
-        def fit(self, X, y=None):
+        def fit(self, X, y=None, sample_weight=None):
             super().fit(X)
             self.labels_ = self.labels_ * 3 + 1
             return self
@@ -160,3 +160,38 @@ def test_features_given_up_by_the_caller_are_clustered_without_a_copy():
     np.testing.assert_array_equal(owned.labels, reference.labels)
     np.testing.assert_allclose(owned.centers, reference.centers, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_clusterers_must_predict_integer_labels(small_digits, tiny):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.mixture import GaussianMixture
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, _ = small_digits
+    # Clusterers are used through fit_predict, which a mixture model has and labels_ not.
+    mixture = GaussianMixture(n_components=3, random_state=0)
+    assert ClusterFitTransformer(**tiny, clusterer=mixture).fit(X).n_clusters_ == 3
+    with pytest.raises(InvalidParameterError, match="object implementing 'fit_predict'"):
+        ClusterFitTransformer(**tiny, clusterer=LinearRegression()).fit(X)
+
+    class Fractional(KMeans):
+        def fit_predict(self, X, y=None, sample_weight=None):
+            return super().fit_predict(X) + 0.5
+
+    with pytest.raises(ValueError, match="gave labels of shape .* and dtype float64 for 300"):
+        ClusterFitTransformer(**tiny, clusterer=Fractional(n_init=1)).fit(X)
+
+
+def test_non_finite_features_of_the_extractor_are_named(small_digits, tiny):
+    X, _ = small_digits
+
+    def broken(images):
+        features = images.flatten(1).clone()
+        features[images[:, 0, 0, 1] > 0.2] = float("nan")  # some images only
+        return features
+
+    first = int(np.argmax(X[:, 1] > 0.2 * 16))
+    with pytest.raises(
+        ValueError, match=rf"features hold NaN or infinity \(first for image {first}\)"
+    ):
+        ClusterFitTransformer(**tiny, extractor=broken).fit(X)
