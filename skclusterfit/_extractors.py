@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,7 @@ def fit_extractor(
             f"use one of {TRAINED_EXTRACTORS}, a torchvision model name, an nn.Module "
             f"or a callable",
         )
-        state = torch.load(_weights_file(extractor, weights), map_location="cpu", weights_only=True)
+        state = _read_weights(_weights_file(extractor, weights))
         module = pretrained(extractor, source.shape[0], state)
     elif isinstance(extractor, nn.Module):
         module = copy.deepcopy(extractor)
@@ -149,9 +150,34 @@ def pretrained(name: str, channels: int, state: dict | None = None) -> nn.Module
 
     model = torchvision.models.get_model(name, weights=None)
     if state is not None:
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # missing, unexpected or other-shaped weights
+            details = " ".join(str(exc).split())
+            raise ValueError(
+                f"The extractor_weights do not fit torchvision's {name!r}: {details[:500]}"
+            ) from None
     body, _ = split_head(model, None, "extractor")
     return _Pretrained(body, 1 if channels == 1 else 3)
+
+
+def _read_weights(path: Path) -> dict:
+    """The state dict in ``path``, read without running code, or a ValueError saying why not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's advice on other files
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # no permission, a folder...: the system's own message says so
+    except Exception:
+        state = None  # not a file torch.save wrote, or one holding code
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"The extractor_weights file {str(path)!r} is not a state dict written by "
+            f"torch.save(model.state_dict()); other files are refused, since reading "
+            f"them could run code."
+        )
+    return state
 
 
 def _weights_file(name: str, weights) -> Path:

@@ -14,6 +14,7 @@ import math
 import os
 import stat
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn.utils.validation import validate_data
 from torch.utils.data import Dataset
 
 from ._checkpoints import unfingerprintable
+from ._extractors import TRAINED_EXTRACTORS
 from ._sources import (
     CHANNEL_COUNTS,
     ArrayImages,
@@ -32,6 +34,11 @@ from ._sources import (
     read_item,
 )
 
+_RAGGED = (
+    "X holds items that differ in shape or kind: give images of one shape (an array, or "
+    "a list of equal-sized arrays or PIL images), a list of image file paths, or a torch "
+    "Dataset, whose images may differ in size."
+)
 # The smallest side of the square images that flattened arrays are checked for
 # (see _warn_of_flattened_images): smaller ones are as likely to be tables.
 MIN_IMAGE_SIDE = 8
@@ -44,6 +51,15 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
     where the extractor learns them (``extractor="supervised"``), else None.
     """
     _check_folders(estimator)
+    extractor = estimator.extractor
+    if estimator.extractor_weights is not None and (
+        not isinstance(extractor, str) or extractor in TRAINED_EXTRACTORS
+    ):
+        described = repr(extractor) if isinstance(extractor, str) else type(extractor).__name__
+        raise ValueError(
+            f"extractor_weights names the weights of a torchvision extractor, but the "
+            f"extractor is {described}; leave extractor_weights=None."
+        )
     source = check_images(estimator, X, reset=True)
     labels = _check_labels(estimator.extractor, y, len(source))
     if estimator.n_clusters > len(source):
@@ -86,6 +102,8 @@ def _check_folders(estimator) -> None:
 
 def _check_folder(name: str, folder) -> None:
     """``folder`` must be a folder, or a path where one can be made."""
+    if os.fspath(folder) == "":
+        raise ValueError(f"{name}='' names no folder: give a path, or None.")
     path = Path(folder)
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
@@ -160,6 +178,8 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     streamed = _streamed_kind(X)
     if streamed is not None:
         return _check_streamed(estimator, X, streamed, reset=reset)
+    if isinstance(X, (list, tuple)):
+        X = _as_array(X)  # a list of equal-sized images (arrays, PIL images) is an N-D array
     nd_shape, channels_first, given_shape = None, False, None
     if getattr(X, "ndim", 2) > 2:
         X = np.asarray(X)
@@ -184,6 +204,8 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     except ValueError as exc:
         if "could not convert" in str(exc):
             raise ValueError(f"X must hold numbers (images as pixel values): {exc}") from None
+        if "with a sequence" in str(exc):  # numpy's words for items of other shapes
+            raise ValueError(_RAGGED) from None
         raise
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X must hold real numbers; got dtype {X.dtype}.")
@@ -314,6 +336,11 @@ def _streamed_kind(X) -> str | None:
         return "dataset"
     if isinstance(X, (str, os.PathLike)):
         raise TypeError(f"X is a single path ({os.fspath(X)!r}); pass a list of image file paths.")
+    if isinstance(X, Iterator):
+        raise TypeError(
+            f"X is an iterator ({type(X).__name__}), which can be read only once; pass an "
+            f"array, a list of image file paths or a map-style torch Dataset."
+        )
     is_sequence = isinstance(X, (list, tuple)) or (
         isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "OU"
     )
@@ -324,6 +351,14 @@ def _streamed_kind(X) -> str | None:
     if all(isinstance(item, (str, os.PathLike)) for item in X):
         return "paths"
     return None
+
+
+def _as_array(X) -> np.ndarray:
+    """A list or tuple of images (or of rows) as one array, or a ValueError saying why not."""
+    try:
+        return np.asarray(X)
+    except ValueError:
+        raise ValueError(_RAGGED) from None
 
 
 def _check_size(image_size) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skclusterfit import ClusterFitTransformer
@@ -147,3 +148,52 @@ def test_folder_parameters_naming_a_file(small_digits, tiny, tmp_path, name):
         ClusterFitTransformer(**tiny, **{name: file}).fit(X)
     with pytest.raises(ValueError, match=rf"{name} must be a folder; .* is inside '.*notes\.txt'"):
         ClusterFitTransformer(**tiny, **{name: file / "sub"}).fit(X)
+
+
+def test_lists_of_images_and_lists_that_are_not(small_digits, tiny):
+    X, _ = small_digits
+    images = list(X.reshape(-1, 8, 8)[:40])
+    expected = ClusterFitTransformer(**tiny).fit(X[:40]).transform(X[:40])
+    from_list = ClusterFitTransformer(**tiny).fit(images)
+    np.testing.assert_array_equal(from_list.transform(images), expected)
+    for ragged in ([X[0], X[1][:60], X[2]], ["image.png", X[0]]):
+        with pytest.raises(ValueError, match="X holds items that differ in shape or kind"):
+            ClusterFitTransformer(**tiny).fit(ragged)
+    with pytest.raises(ValueError, match="X holds items that differ in shape or kind"):
+        ClusterFitTransformer(**tiny).fit(np.array([X[0], X[1][:60]], dtype=object))
+    with pytest.raises(
+        TypeError, match=r"X is an iterator \(generator\), which can be read only once"
+    ):
+        ClusterFitTransformer(**tiny).fit(image for image in X)
+
+
+@pytest.mark.parametrize("name", ["checkpoint_dir", "features_dir"])
+def test_an_empty_folder_name_is_refused(small_digits, tiny, name):
+    # Path("") is the current folder, which the fit would have filled.
+    with pytest.raises(ValueError, match=f"{name}='' names no folder"):
+        ClusterFitTransformer(**tiny, **{name: ""}).fit(small_digits[0])
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [("meta", "holds no values"), ("mps", "device='mps' cannot be used here: ")],
+)
+def test_devices_this_machine_cannot_compute_on(small_digits, tiny, device, message):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
+    with pytest.raises(ValueError, match=message):
+        ClusterFitTransformer(**{**tiny, "device": device}).fit(small_digits[0])
+
+
+def test_extractor_weights_only_for_a_torchvision_extractor(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="but the extractor is 'rotnet'; leave extractor_weights"):
+        ClusterFitTransformer(**tiny, extractor_weights=tmp_path / "w.pt").fit(X)
+    text = tmp_path / "weights.txt"
+    text.write_text("not weights")
+    params = dict(tiny, extractor="shufflenet_v2_x0_5")
+    with pytest.raises(ValueError, match=r"weights\.txt' is not a state dict written by torch"):
+        ClusterFitTransformer(**params, extractor_weights=text).fit(X)
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="do not fit torchvision's 'shufflenet_v2_x0_5'"):
+        ClusterFitTransformer(**params, extractor_weights=tmp_path / "other.pt").fit(X)
