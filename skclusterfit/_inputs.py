@@ -51,15 +51,7 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
     where the extractor learns them (``extractor="supervised"``), else None.
     """
     _check_folders(estimator)
-    extractor = estimator.extractor
-    if estimator.extractor_weights is not None and (
-        not isinstance(extractor, str) or extractor in TRAINED_EXTRACTORS
-    ):
-        described = repr(extractor) if isinstance(extractor, str) else type(extractor).__name__
-        raise ValueError(
-            f"extractor_weights names the weights of a torchvision extractor, but the "
-            f"extractor is {described}; leave extractor_weights=None."
-        )
+    _check_extractor_weights(estimator.extractor, estimator.extractor_weights)
     source = check_images(estimator, X, reset=True)
     labels = _check_labels(estimator.extractor, y, len(source))
     if estimator.n_clusters > len(source):
@@ -75,6 +67,17 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
             stacklevel=5,
         )
     return source, labels
+
+
+def _check_extractor_weights(extractor, weights) -> None:
+    """``extractor_weights`` only with a torchvision extractor, which alone reads them."""
+    if weights is None or (isinstance(extractor, str) and extractor not in TRAINED_EXTRACTORS):
+        return
+    described = repr(extractor) if isinstance(extractor, str) else type(extractor).__name__
+    raise ValueError(
+        f"extractor_weights names the weights of a torchvision extractor, but the "
+        f"extractor is {described}; leave extractor_weights=None."
+    )
 
 
 def _check_folders(estimator) -> None:
@@ -245,13 +248,13 @@ def _warn_of_flattened_images(shape: tuple[int, ...]) -> None:
     """Warn where ``X`` looks like square images flattened, but is read as other images.
 
     Rows of ``3 * s * s`` values (``s >= MIN_IMAGE_SIDE``) look like ``s x s`` colour
-    images, which ``image_shape="auto"`` reads as ``1 x 3s²`` signals; 3-D arrays
+    images, which ``image_shape="auto"`` reads as ``1 x 3ss`` signals; 3-D arrays
     ``(n, s * s, C)`` or ``(n, C, s * s)`` look like images flattened to pixels, which
-    are read as grey ``s² x C`` or ``C x s²`` images. Rows of ``4 * s * s`` values
+    are read as grey ``ss x C`` or ``C x ss`` images. Rows of ``4 * s * s`` values
     are perfect squares, read as grey images, as the digits' 64 and MNIST's 784 are.
     """
     if len(shape) == 2:
-        side = _square_side(shape[1] / 3)
+        side = _square_side(shape[1] // 3) if shape[1] % 3 == 0 else 0
         if side:
             warnings.warn(
                 f"X has rows of {shape[1]} values, which image_shape='auto' reads as "
@@ -275,9 +278,9 @@ def _warn_of_flattened_images(shape: tuple[int, ...]) -> None:
             )
 
 
-def _square_side(n_pixels: float) -> int:
+def _square_side(n_pixels: int) -> int:
     """``s`` where ``n_pixels`` is ``s * s`` and ``s >= MIN_IMAGE_SIDE``, else 0."""
-    side = math.isqrt(int(n_pixels))
+    side = math.isqrt(n_pixels)
     return side if side * side == n_pixels and side >= MIN_IMAGE_SIDE else 0
 
 

@@ -93,7 +93,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``"auto"`` warns that they are read as signals and names the
         ``image_shape`` to pass. N-D inputs ``(n, H, W)``, ``(n, H, W, C)`` and
         ``(n, C, H, W)`` carry their own shape (a warning points out
-        ``(n, s * s, 3)``, read as grey ``s² x 3`` images); image files and
+        ``(n, s * s, 3)``, read as grey ``s*s x 3`` images); image files and
         Datasets too (see ``image_size``).
     image_size : int, (height, width) or None, default=None
         For image files and Datasets: the size every image is resized to
