@@ -1,6 +1,5 @@
 """Behaviour of ClusterFitTransformer as a whole: fit, transform and their outputs."""
 
-import contextlib
 import pickle
 import tracemalloc
 import warnings
@@ -246,7 +245,9 @@ def _fail_during_training(*args, **kwargs):
 
 
 @pytest.mark.parametrize("failure", ["extractor", "checkpoint", "interrupted"])
-def test_a_failed_fit_leaves_the_estimator_as_it_was(small_digits, tiny, tmp_path, failure):
+def test_a_failed_fit_leaves_the_estimator_as_it_was(
+    small_digits, tiny, tmp_path, monkeypatch, failure
+):
     X, _ = small_digits
     # Other images (10x10 colour, another value range), checked and laid out before the failure.
     other = np.random.RandomState(0).rand(40, 10, 10, 3) * 7
@@ -255,20 +256,18 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was(small_digits, tiny, tmp_pat
     expected = cf.transform(X)
     fresh = ClusterFitTransformer(**tiny)
     error = {"extractor": RuntimeError, "checkpoint": ValueError}.get(failure, KeyboardInterrupt)
-    with contextlib.ExitStack() as stack:
-        if failure == "extractor":
-            params = dict(extractor=_failing_extractor)
-        elif failure == "checkpoint":  # checkpoints of another fit are refused
-            ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X[:50])
-            params = dict(checkpoint_dir=tmp_path)
-        else:
-            params = {}
-            patch = stack.enter_context(pytest.MonkeyPatch.context())
-            patch.setattr(_transformer, "train", _fail_during_training)
-        for model in (cf, fresh):
-            model.set_params(**params)
-            with pytest.raises(error):
-                model.fit(other)
+    if failure == "extractor":
+        params = dict(extractor=_failing_extractor)
+    elif failure == "checkpoint":  # checkpoints of another fit are refused
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X[:50])
+        params = dict(checkpoint_dir=tmp_path)
+    else:  # interrupted while N_cf trains, after the extractor
+        params = {}
+        monkeypatch.setattr(_transformer, "train", _fail_during_training)
+    for model in (cf, fresh):
+        model.set_params(**params)
+        with pytest.raises(error):
+            model.fit(other)
     after = {name: value for name, value in vars(cf).items() if name.endswith("_")}
     assert after.keys() == state.keys() and all(after[name] is state[name] for name in state)
     assert cf.image_shape_ == (8, 8, 1) and cf.n_features_in_ == 64
