@@ -12,10 +12,12 @@ content: a checkpoint from another fit, or a damaged one, is refused.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,35 +37,104 @@ _IGNORED_PARAMS = (
 )
 
 
-def fingerprint(params: dict, source, y) -> str:
+def fingerprint(params: dict, source, labels: np.ndarray | None) -> str:
     """A digest of the parameters, the images and the labels of a fit.
 
     ``source`` is an image source (see ``_inputs``): arrays are hashed one image
     at a time; image files by their paths, sizes and modification times.
+    ``labels`` are the class ids a supervised extractor learns (None for the
+    other extractors, which never read ``y``). Every parameter must be one
+    :func:`unfingerprintable` accepts.
     """
     digest = hashlib.sha256()
-    kept = {k: _describe(v) for k, v in sorted(params.items()) if k not in _IGNORED_PARAMS}
+    kept = {
+        name: _describe(_built(value, params) if name == "architecture" else value, name)
+        for name, value in sorted(params.items())
+        if name not in _IGNORED_PARAMS
+    }
     digest.update(json.dumps(kept, sort_keys=True).encode())
     source.update_digest(digest)
-    if y is not None:
-        digest.update(np.ascontiguousarray(np.asarray(y)).data)
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, dtype=np.int64).data)
     return digest.hexdigest()
 
 
-def _describe(value):
+def unfingerprintable(params: dict) -> str | None:
+    """The first parameter (``clusterer.init``, say) no fingerprint can tell apart, or None.
+
+    A plain function or lambda is known only by its name, which another one can
+    share, so a checkpoint written by a fit with one could resume a fit with the
+    other. Modules, methods of modules (``network_.features``) and
+    ``architecture`` factories are told apart by their weights instead.
+    """
+    try:
+        for name, value in params.items():
+            if name != "architecture" and name not in _IGNORED_PARAMS:
+                _describe(value, name)
+    except _Unfingerprintable as exc:
+        return str(exc)
+    return None
+
+
+class _Unfingerprintable(Exception):
+    """Raised with the name of a parameter that only its name could describe."""
+
+
+def _built(architecture, params: dict):
+    """An ``architecture`` factory as the network it builds from a fixed seed."""
+    if isinstance(architecture, str):
+        return architecture
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return architecture(params["n_clusters"])
+
+
+def _describe(value, name: str):
+    """``value`` as JSON that differs wherever a fit with it may differ."""
     if isinstance(value, (str, int, float, bool, type(None))):
         return value
     if isinstance(value, (tuple, list)):
-        return [_describe(v) for v in value]
+        return [_describe(v, name) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
+        return ["ndarray", str(value.dtype), value.shape, _bytes_digest([value.tobytes()])]
+    if isinstance(value, np.random.RandomState):
+        # By its state, not by repr (an address): the same seed resumes in any process.
+        _, keys, position, has_gauss, gauss = value.get_state(legacy=True)
+        return ["RandomState", _bytes_digest([keys.tobytes()]), position, has_gauss, gauss]
     if isinstance(value, torch.nn.Module):
-        weights = hashlib.sha256()
-        for name, tensor in value.state_dict().items():
-            weights.update(name.encode())
-            weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-        return [type(value).__qualname__, weights.hexdigest()]
+        return ["module", _module_digest(value)]
+    if inspect.ismethod(value) and isinstance(value.__self__, torch.nn.Module):
+        return ["method", value.__name__, _module_digest(value.__self__)]
     if hasattr(value, "get_params"):
-        return [type(value).__qualname__, {k: _describe(v) for k, v in value.get_params().items()}]
-    return repr(value) if not callable(value) else getattr(value, "__qualname__", repr(value))
+        params = value.get_params(deep=False)
+        return [_class_name(value), {k: _describe(v, f"{name}.{k}") for k, v in params.items()}]
+    if callable(value):
+        raise _Unfingerprintable(name)
+    return repr(value)
+
+
+def _module_digest(module: torch.nn.Module) -> str:
+    """A digest of a module's class, layers (its repr) and weights."""
+    parts = [_class_name(module).encode(), repr(module).encode()]
+    for key, tensor in module.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        parts += [f"{key} {tensor.dtype} {tuple(tensor.shape)}".encode()]
+        parts += [flat.view(torch.uint8).numpy().tobytes()]
+    return _bytes_digest(parts)
+
+
+def _bytes_digest(parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _class_name(value) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 def atomic_save(obj, path) -> None:
@@ -120,12 +191,17 @@ class Checkpoints:
         if not path.exists():
             return None
         try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch warns about a file that is no archive before failing on it.
+                warnings.simplefilter("ignore", UserWarning)
+                record = torch.load(path, map_location="cpu", weights_only=True)
             payload = record["payload"].numpy().tobytes()
             intact = hashlib.sha256(payload).hexdigest() == record["sha256"]
+        except OSError:
+            raise  # no permission, a folder...: the file itself may be intact
         except Exception as exc:
             raise ValueError(
-                f"The checkpoint {path} is damaged and cannot be read ({exc})."
+                f"The checkpoint {path} is damaged and cannot be read ({type(exc).__name__})."
             ) from None
         if not intact:
             raise ValueError(f"The checkpoint {path} is damaged: its checksum does not match.")

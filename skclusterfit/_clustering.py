@@ -5,10 +5,12 @@ both), then clustered. The pseudo-labels returned are contiguous ids
 ``0 .. n_clusters_ - 1``: clusters that end up empty are dropped, with a warning.
 
 The features may be a memory-mapped array larger than memory: every step reads
-them a chunk of rows at a time. PCA is fitted on a seeded sample, the prepared
-features are written to a memory-mapped file when a folder is given, faiss is
-trained on a seeded sample and assigns in chunks, and scikit-learn's k-means
-estimators read their batches straight from the mapped file.
+them a chunk of rows at a time. PCA is fitted on a seeded sample; features the
+caller gives up (``owned``, as ``fit`` does its embeddings) are normalised in
+place and centred in place by k-means, so that no copy of them is made; other
+prepared features are written to a memory-mapped file when a folder is given.
+faiss is trained on a seeded sample and assigns in chunks, and scikit-learn's
+k-means estimators read their batches straight from the mapped file.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def cluster(
     pca_components: int | None = None,
     l2_normalize: bool = True,
     folder=None,
+    owned: bool = False,
 ) -> Clustering:
     """Cluster ``features`` (n, d) into at most ``n_clusters`` groups.
 
@@ -86,8 +89,13 @@ def cluster(
     l2_normalize : bool
         L2-normalise the features (after whitening, if any).
     folder : str, path or None
-        Where the whitened or normalised features are written, memory-mapped;
-        None keeps them in memory.
+        Where prepared features that need an array of their own (whitened ones,
+        or normalised ones not ``owned``) are written, memory-mapped; None
+        keeps them in memory.
+    owned : bool
+        Whether ``features`` may be overwritten (the caller has no other use
+        for them): they are then L2-normalised in place, unless whitened, and
+        k-means centres them in place. Otherwise they are left as they are.
 
     Returns
     -------
@@ -97,7 +105,11 @@ def cluster(
         time and the number of points it was fitted on.
     """
     start = time.perf_counter()
-    features = _prepare(features, pca_components, l2_normalize, seed, folder)
+    _check_finite(features)
+    prepared = _prepare(features, pca_components, l2_normalize, seed, folder, owned)
+    # The features clustered are the package's own when prepared into a new array.
+    owned = owned or prepared is not features
+    features = prepared
 
     method = plan(clusterer, len(features), n_clusters, seed)
     expected = n_clusters
@@ -109,15 +121,23 @@ def cluster(
         params = model.get_params()
         if "n_clusters" not in params:
             expected = None  # the clusterer decides how many clusters there are
-        if folder is not None and "copy_x" in params:
-            # KMeans would copy the mapped features into memory; it centres them
-            # in place instead and restores them after.
+        if owned and "copy_x" in params:
+            # KMeans would copy the features (into memory, if mapped); it
+            # centres them in place instead and adds the mean back after.
             model.set_params(copy_x=False)
         with warnings.catch_warnings():
-            # Too few distinct points is reported below, in the package's own words.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(features)
-        labels = np.asarray(model.labels_)
+            if isinstance(clusterer, str):
+                # The package's own k-means warns only of too few distinct points,
+                # which _contiguous reports in the package's words; a user's
+                # clusterer keeps its warnings.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            labels = np.asarray(model.fit_predict(features))
+        if labels.shape != (len(features),) or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"The clusterer {type(model).__name__} gave labels of shape {labels.shape} "
+                f"and dtype {labels.dtype} for {len(features)} images; expected one "
+                f"integer label per image."
+            )
 
     labels = _contiguous(labels, expected)
     centers = _cluster_means(features, labels)
@@ -135,8 +155,14 @@ def plan(clusterer, n_samples: int, n_clusters: int, seed: int):
     return method if method == "faiss" else _sklearn_model(method, clusterer, n_clusters, seed)
 
 
-def _prepare(features, pca_components, l2_normalize: bool, seed: int, folder) -> np.ndarray:
-    """Whitened and/or L2-normalised float32 features, computed a chunk at a time."""
+def _prepare(
+    features, pca_components, l2_normalize: bool, seed: int, folder, owned: bool
+) -> np.ndarray:
+    """Whitened and/or L2-normalised float32 features, computed a chunk at a time.
+
+    Features the caller owns are normalised in place, so that no second copy
+    of them is made; whitened ones go to a new array, in ``folder`` if given.
+    """
     if pca_components is None and not l2_normalize:
         return features if folder is not None else np.asarray(features, dtype=np.float32)
     n_samples, width = features.shape
@@ -146,7 +172,9 @@ def _prepare(features, pca_components, l2_normalize: bool, seed: int, folder) ->
         pca = PCA(min(pca_components, *sample.shape), whiten=True, random_state=seed)
         pca.fit(sample)
         width = pca.n_components_
-    if folder is None:
+    if pca is None and owned and features.dtype == np.float32:
+        out = features
+    elif folder is None:
         out = np.empty((n_samples, width), dtype=np.float32)
     else:
         out = np.lib.format.open_memmap(
@@ -161,6 +189,17 @@ def _prepare(features, pca_components, l2_normalize: bool, seed: int, folder) ->
             chunk = chunk / np.maximum(norms, 1e-12)
         out[start : start + CHUNK_ROWS] = chunk
     return out
+
+
+def _check_finite(features) -> None:
+    """Raise if the features hold NaN or infinity, naming the first image that does."""
+    for start in range(0, len(features), CHUNK_ROWS):
+        bad = ~np.isfinite(features[start : start + CHUNK_ROWS]).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"The extractor's features hold NaN or infinity (first for image "
+                f"{start + int(bad.argmax())}); it must give finite features."
+            )
 
 
 def _sample(features, max_rows: int, seed: int) -> np.ndarray:

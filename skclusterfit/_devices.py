@@ -25,6 +25,13 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"device={device!r} is not a device torch knows: {exc}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available.")
+    if resolved.type == "meta":
+        raise ValueError("device='meta' holds no values, so nothing can be computed on it.")
+    try:
+        torch.empty(1, device=resolved)  # a backend torch knows but this build or machine lacks
+    except RuntimeError as exc:
+        reason = str(exc).split(". ")[0]  # torch goes on about how it was built
+        raise ValueError(f"device={device!r} cannot be used here: {reason}.") from None
     return resolved
 
 

@@ -98,17 +98,24 @@ def block(n: int) -> np.ndarray:
     return np.arange(rank() * size, min((rank() + 1) * size, n))
 
 
-def gather_blocks(local: np.ndarray, n: int) -> np.ndarray:
-    """The rows of every rank's :func:`block`, in order, on every rank."""
+def gather_blocks(local: np.ndarray, n: int) -> np.ndarray | None:
+    """The rows of every rank's :func:`block`, in order, on rank 0; None on the others.
+
+    Only rank 0 clusters them, so only it holds them all: the others would
+    keep a copy of every image's features for nothing.
+    """
     if not active():
         return local
     size = math.ceil(n / world_size())
     padded = torch.zeros((size, *local.shape[1:]), dtype=torch.from_numpy(local).dtype)
     padded[: len(local)] = torch.from_numpy(local)
     padded = padded.to(_device())
-    parts = [torch.empty_like(padded) for _ in range(world_size())]
-    dist.all_gather(parts, padded)
-    return torch.cat(parts)[:n].cpu().numpy()
+    if not is_main():
+        dist.gather(padded, None, dst=0)
+        return None
+    gathered = padded.new_empty((size * world_size(), *local.shape[1:]))
+    dist.gather(padded, list(gathered.split(size)), dst=0)
+    return gathered[:n].cpu().numpy()
 
 
 def sum_over_ranks(values: list[float]) -> list[float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def fit_extractor(
     *,
     weights,
     source,
-    y,
+    labels,
     architecture,
     stats,
     rotations_per_image: int | None = None,
@@ -65,7 +66,7 @@ def fit_extractor(
     """
     history: list[dict] = []
     if isinstance(extractor, str) and extractor in TRAINED_EXTRACTORS:
-        targets = _pretext(extractor, source, y, rotations_per_image)
+        targets = _pretext(extractor, source, labels, rotations_per_image)
         # An untrained network's head is never used; it gets two outputs.
         n_outputs = 2 if targets is None else targets.n_outputs
         network = build_network(architecture, source.shape, n_outputs, *stats)
@@ -87,7 +88,7 @@ def fit_extractor(
             f"use one of {TRAINED_EXTRACTORS}, a torchvision model name, an nn.Module "
             f"or a callable",
         )
-        state = torch.load(_weights_file(extractor, weights), map_location="cpu", weights_only=True)
+        state = _read_weights(_weights_file(extractor, weights))
         module = pretrained(extractor, source.shape[0], state)
     elif isinstance(extractor, nn.Module):
         module = copy.deepcopy(extractor)
@@ -98,14 +99,11 @@ def fit_extractor(
     return module, n_features, history
 
 
-def _pretext(extractor: str, source, y, rotations_per_image) -> Targets | None:
-    """What a trained extractor learns: rotations, the labels ``y``, or (random) nothing."""
+def _pretext(extractor: str, source, labels, rotations_per_image) -> Targets | None:
+    """What a trained extractor learns: rotations, the class ids ``labels``, or nothing."""
     if extractor == "rotnet":
         return Rotations(len(source), source.shape, rotations_per_image)
     if extractor == "supervised":
-        if y is None:
-            raise ValueError("extractor='supervised' trains N_pre on the labels y: pass y to fit.")
-        _, labels = np.unique(np.asarray(y), return_inverse=True)
         return ClassIds(labels, accuracy_of="label")
     return None
 
@@ -153,9 +151,34 @@ def pretrained(name: str, channels: int, state: dict | None = None) -> nn.Module
 
     model = torchvision.models.get_model(name, weights=None)
     if state is not None:
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # missing, unexpected or other-shaped weights
+            details = " ".join(str(exc).split())
+            raise ValueError(
+                f"The extractor_weights do not fit torchvision's {name!r}: {details[:500]}"
+            ) from None
     body, _ = split_head(model, None, "extractor")
     return _Pretrained(body, 1 if channels == 1 else 3)
+
+
+def _read_weights(path: Path) -> dict:
+    """The state dict in ``path``, read without running code, or a ValueError saying why not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's advice on other files
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # no permission, a folder...: the system's own message says so
+    except Exception:
+        state = None  # not a file torch.save wrote, or one holding code
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"The extractor_weights file {str(path)!r} is not a state dict written by "
+            f"torch.save(model.state_dict()); other files are refused, since reading "
+            f"them could run code."
+        )
+    return state
 
 
 def _weights_file(name: str, weights) -> Path:

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import math
 import os
+import stat
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from sklearn.utils.validation import validate_data
 from torch.utils.data import Dataset
 
+from ._checkpoints import unfingerprintable
+from ._extractors import TRAINED_EXTRACTORS
 from ._sources import (
     CHANNEL_COUNTS,
     ArrayImages,
@@ -28,23 +34,136 @@ from ._sources import (
     read_item,
 )
 
+_RAGGED = (
+    "X holds items that differ in shape or kind: give images of one shape (an array, or "
+    "a list of equal-sized arrays or PIL images), a list of image file paths, or a torch "
+    "Dataset, whose images may differ in size."
+)
+# The smallest side of the square images that flattened arrays are checked for
+# (see _warn_of_flattened_images): smaller ones are as likely to be tables.
+MIN_IMAGE_SIDE = 8
 
-def check_fit_inputs(estimator, X, y) -> ImageSource:
-    """Validate the data given to ``fit``: images, labels and ``n_clusters``."""
+
+def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
+    """Validate the data and the folders given to ``fit``.
+
+    Returns the images as a source, and the labels as class ids ``0 .. k-1``
+    where the extractor learns them (``extractor="supervised"``), else None.
+    """
+    _check_folders(estimator)
+    _check_extractor_weights(estimator.extractor, estimator.extractor_weights)
     source = check_images(estimator, X, reset=True)
-    if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(source):
-            raise ValueError(
-                f"y must be a 1-D array with one label per sample ({len(source)}); "
-                f"got shape {y.shape}."
-            )
+    labels = _check_labels(estimator.extractor, y, len(source))
     if estimator.n_clusters > len(source):
         raise ValueError(
             f"n_clusters={estimator.n_clusters} is larger than the number of "
             f"samples ({len(source)})."
         )
-    return source
+    if estimator.n_clusters == 1:
+        warnings.warn(
+            "n_clusters=1 gives N_cf a single class to predict, which leaves it nothing "
+            "to learn: its features are those of an untrained network.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return source, labels
+
+
+def _check_extractor_weights(extractor, weights) -> None:
+    """``extractor_weights`` only with a torchvision extractor, which alone reads them."""
+    if weights is None or (isinstance(extractor, str) and extractor not in TRAINED_EXTRACTORS):
+        return
+    described = repr(extractor) if isinstance(extractor, str) else type(extractor).__name__
+    raise ValueError(
+        f"extractor_weights names the weights of a torchvision extractor, but the "
+        f"extractor is {described}; leave extractor_weights=None."
+    )
+
+
+def _check_folders(estimator) -> None:
+    """``checkpoint_dir`` and ``features_dir`` must be folders (or creatable ones).
+
+    ``checkpoint_dir`` also needs parameters that a checkpoint fingerprint can
+    tell apart from others (see ``_checkpoints.unfingerprintable``).
+    """
+    for name in ("checkpoint_dir", "features_dir"):
+        folder = getattr(estimator, name)
+        if folder is not None:
+            _check_folder(name, folder)
+    if estimator.checkpoint_dir is None:
+        return
+    culprit = unfingerprintable(estimator.get_params(deep=False))
+    if culprit is not None:
+        raise ValueError(
+            f"checkpoint_dir cannot be used with this {culprit}: a function or lambda is "
+            f"known only by its name, which another can share, so a fit with another "
+            f"could resume these checkpoints. Pass an nn.Module, or a method of one such "
+            f"as a fitted network_.features (told apart by their weights), or leave "
+            f"checkpoint_dir=None."
+        )
+
+
+def _check_folder(name: str, folder) -> None:
+    """``folder`` must be a folder, or a path where one can be made."""
+    if os.fspath(folder) == "":
+        raise ValueError(f"{name}='' names no folder: give a path, or None.")
+    path = Path(folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {str(existing)!r}, a file"
+        raise ValueError(f"{name} must be a folder; {str(folder)!r} {where}.")
+
+
+def _check_labels(extractor, y, n_samples: int) -> np.ndarray | None:
+    """Class ids of ``y`` for a supervised extractor; None for the others, which ignore it."""
+    supervised = isinstance(extractor, str) and extractor == "supervised"
+    if y is None:
+        if supervised:
+            raise ValueError("extractor='supervised' trains N_pre on the labels y: pass y to fit.")
+        return None
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n_samples:
+        raise ValueError(
+            f"y must be a 1-D array with one label per sample ({n_samples}); got shape {y.shape}."
+        )
+    if not supervised:
+        return None
+    missing = np.flatnonzero(_missing(y))
+    if len(missing):
+        raise ValueError(
+            f"y has {len(missing)} missing labels (NaN or None), the first at index "
+            f"{missing[0]}: extractor='supervised' needs a label for every image."
+        )
+    try:
+        classes, ids = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise TypeError(f"The labels y cannot be sorted into classes ({exc}).") from None
+    if len(classes) == 1:
+        warnings.warn(
+            "y holds a single class: the supervised extractor has nothing to learn from it.",
+            UserWarning,
+            stacklevel=6,
+        )
+    return ids.reshape(-1)
+
+
+def _missing(y: np.ndarray) -> np.ndarray:
+    """Which labels are missing: NaN, NaT, None or pandas.NA."""
+    if y.dtype.kind in "fc":
+        return np.isnan(y)
+    if y.dtype.kind in "mM":
+        return np.isnat(y)
+    if y.dtype.kind != "O":
+        return np.zeros(len(y), dtype=bool)
+    return np.array([value is None or _differs_from_itself(value) for value in y], dtype=bool)
+
+
+def _differs_from_itself(value) -> bool:
+    """True for NaN; pandas.NA, which has no truth value, counts too."""
+    try:
+        return bool(value != value)
+    except TypeError:
+        return True
 
 
 def check_images(estimator, X, *, reset: bool) -> ImageSource:
@@ -62,9 +181,12 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     streamed = _streamed_kind(X)
     if streamed is not None:
         return _check_streamed(estimator, X, streamed, reset=reset)
-    nd_shape, channels_first = None, False
+    if isinstance(X, (list, tuple)):
+        X = _as_array(X)  # a list of equal-sized images (arrays, PIL images) is an N-D array
+    nd_shape, channels_first, given_shape = None, False, None
     if getattr(X, "ndim", 2) > 2:
         X = np.asarray(X)
+        given_shape = X.shape
         if X.ndim != 3 and X.ndim != 4:
             raise ValueError(
                 f"Expected a 2-D array (n_samples, n_features) or images of shape "
@@ -85,12 +207,16 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     except ValueError as exc:
         if "could not convert" in str(exc):
             raise ValueError(f"X must hold numbers (images as pixel values): {exc}") from None
+        if "with a sequence" in str(exc):  # numpy's words for items of other shapes
+            raise ValueError(_RAGGED) from None
         raise
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X must hold real numbers; got dtype {X.dtype}.")
 
     if reset:
         shape = nd_shape or _flat_layout(estimator.image_shape, X.shape[1])
+        if given_shape is not None or isinstance(estimator.image_shape, str):
+            _warn_of_flattened_images(given_shape or X.shape)
     else:
         shape = nd_shape or estimator.image_shape_
         if tuple(shape) != tuple(estimator.image_shape_):
@@ -116,6 +242,46 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
         estimator.image_shape_ = (height, width, channels)
         estimator.input_range_ = _value_range(images)
     return ArrayImages(images, estimator.input_range_)
+
+
+def _warn_of_flattened_images(shape: tuple[int, ...]) -> None:
+    """Warn where ``X`` looks like square images flattened, but is read as other images.
+
+    Rows of ``3 * s * s`` values (``s >= MIN_IMAGE_SIDE``) look like ``s x s`` colour
+    images, which ``image_shape="auto"`` reads as ``1 x 3ss`` signals; 3-D arrays
+    ``(n, s * s, C)`` or ``(n, C, s * s)`` look like images flattened to pixels, which
+    are read as grey ``ss x C`` or ``C x ss`` images. Rows of ``4 * s * s`` values
+    are perfect squares, read as grey images, as the digits' 64 and MNIST's 784 are.
+    """
+    if len(shape) == 2:
+        side = _square_side(shape[1] // 3) if shape[1] % 3 == 0 else 0
+        if side:
+            warnings.warn(
+                f"X has rows of {shape[1]} values, which image_shape='auto' reads as "
+                f"1 x {shape[1]} signals. If they are {side}x{side} colour images, pass "
+                f"image_shape=({side}, {side}, 3); image_shape=(1, {shape[1]}) reads "
+                f"them as signals without this warning.",
+                UserWarning,
+                stacklevel=7,
+            )
+        return
+    for channels_at, pixels_at in ((2, 1), (1, 2)):
+        channels, side = shape[channels_at], _square_side(shape[pixels_at])
+        if channels in (3, 4) and side:
+            images = (side, side, channels) if channels_at == 2 else (channels, side, side)
+            warnings.warn(
+                f"X has shape {shape}, read as grey images of {shape[1]}x{shape[2]} "
+                f"pixels. If it holds {side}x{side} images of {channels} channels "
+                f"flattened to pixels, reshape it to {(shape[0], *images)}.",
+                UserWarning,
+                stacklevel=7,
+            )
+
+
+def _square_side(n_pixels: int) -> int:
+    """``s`` where ``n_pixels`` is ``s * s`` and ``s >= MIN_IMAGE_SIDE``, else 0."""
+    side = math.isqrt(n_pixels)
+    return side if side * side == n_pixels and side >= MIN_IMAGE_SIDE else 0
 
 
 def _nd_layout(shape: tuple[int, ...]) -> tuple[tuple[int, int, int], bool]:
@@ -173,6 +339,11 @@ def _streamed_kind(X) -> str | None:
         return "dataset"
     if isinstance(X, (str, os.PathLike)):
         raise TypeError(f"X is a single path ({os.fspath(X)!r}); pass a list of image file paths.")
+    if isinstance(X, Iterator):
+        raise TypeError(
+            f"X is an iterator ({type(X).__name__}), which can be read only once; pass an "
+            f"array, a list of image file paths or a map-style torch Dataset."
+        )
     is_sequence = isinstance(X, (list, tuple)) or (
         isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "OU"
     )
@@ -183,6 +354,14 @@ def _streamed_kind(X) -> str | None:
     if all(isinstance(item, (str, os.PathLike)) for item in X):
         return "paths"
     return None
+
+
+def _as_array(X) -> np.ndarray:
+    """A list or tuple of images (or of rows) as one array, or a ValueError saying why not."""
+    try:
+        return np.asarray(X)
+    except ValueError:
+        raise ValueError(_RAGGED) from None
 
 
 def _check_size(image_size) -> tuple[int, int]:
@@ -213,10 +392,12 @@ def _check_streamed(estimator, X, kind: str, *, reset: bool) -> StreamedImages:
         for index, path in enumerate(items):
             try:
                 info = os.stat(path)
-            except OSError:
+            except (FileNotFoundError, NotADirectoryError):
                 raise FileNotFoundError(
-                    f"Image file {path!r} (X[{index}]) does not exist or cannot be read."
+                    f"Image file {path!r} (X[{index}]) does not exist."
                 ) from None
+            if stat.S_ISDIR(info.st_mode):
+                raise ValueError(f"X[{index}] is a folder, not an image file: {path!r}.")
             stamps.append((path, info.st_size, info.st_mtime_ns))
         identity = stamps
     else:

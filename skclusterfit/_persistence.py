@@ -13,10 +13,14 @@ those instead.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
+import pickle
 import warnings
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +34,8 @@ from ._networks import Features, build_network
 
 FORMAT = "skclusterfit-model"
 FORMAT_VERSION = 1
+# The first byte of a pickle of protocol 2 or more (pickle, joblib, old torch.save).
+_PICKLE_START = b"\x80"
 _JSON_ATTRIBUTES = (
     "image_shape_",
     "input_range_",
@@ -44,6 +50,11 @@ _JSON_ATTRIBUTES = (
 def save(estimator, path) -> None:
     """Write the fitted ``estimator`` to ``path``."""
     check_is_fitted(estimator)
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "save() needs a file name, not a folder", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "No folder to save the model in", str(path.parent))
     params = estimator.get_params(deep=False)
     for name in ("extractor", "architecture"):
         if not isinstance(params[name], str):
@@ -78,15 +89,7 @@ def load(path, estimator_class):
     when the file is not a model file, holds anything but plain data, or was
     written by an unknown format version.
     """
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(
-            f"{path} is not a skclusterfit model file, or holds objects other than "
-            f"plain data, which load() refuses to run: {exc}"
-        ) from None
+    record = _read(path)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{path} is not a skclusterfit model file.")
     if record["format_version"] != FORMAT_VERSION:
@@ -133,6 +136,43 @@ def load(path, estimator_class):
     estimator.network_.eval()
     estimator.extractor_ = extractor.requires_grad_(False).eval()
     return estimator
+
+
+def _read(path):
+    """What ``torch.load(weights_only=True)`` reads from ``path``, or a ValueError saying why not.
+
+    Errors of the operating system (a missing file, a folder, no permission)
+    keep their own type and message.
+    """
+    with open(path, "rb") as stream:
+        # A model file is a zip archive, as torch.save writes; a pickle is not
+        # handed to torch.load, which would warn and advise unpickling it.
+        if not zipfile.is_zipfile(stream):
+            stream.seek(0)
+            if stream.read(1) == _PICKLE_START:
+                raise ValueError(
+                    f"{path} is not a skclusterfit model file: it looks like a pickle (as "
+                    f"pickle, joblib or an old torch.save write them). Unpickling can run any "
+                    f"code: open it with pickle or joblib only if it comes from a trusted source."
+                )
+            raise ValueError(
+                f"{path} is not a skclusterfit model file: model files are zip archives and "
+                f"this is not one (another kind of file, or a truncated one)."
+            )
+        stream.seek(0)
+        try:
+            return torch.load(stream, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(
+                f"{path} is not a skclusterfit model file: it holds objects other than "
+                f"tensors, numbers and strings, and load() refuses to run the code that "
+                f"rebuilding them could run."
+            ) from None
+        except (RuntimeError, EOFError, KeyError) as exc:
+            raise ValueError(
+                f"{path} is a zip archive that torch cannot read as a saved file: it is "
+                f"damaged, or not a skclusterfit model file ({type(exc).__name__})."
+            ) from None
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:

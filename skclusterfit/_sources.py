@@ -140,6 +140,10 @@ def read_item(items, index: int, kind: str):
     except FileNotFoundError:
         raise FileNotFoundError(f"Image {item_name(items, index, kind)} does not exist.") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # The system could not read the file (no permission, a folder, a disk
+            # error): its own message says so. PIL's decoding errors carry no errno.
+            raise
         raise ValueError(f"Cannot decode {item_name(items, index, kind)}: {exc}") from None
 
 
@@ -197,7 +201,9 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
     from PIL import Image
 
     height, width = size
-    if isinstance(item, Image.Image):
+    if isinstance(item, Image.Image) and item.mode.startswith(("I", "F")):
+        item = _wide_to_float(item, where)
+    elif isinstance(item, Image.Image):
         image = item.convert("L" if channels == 1 else "RGB")
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BILINEAR)
@@ -232,6 +238,25 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
         )
         out = resized[0].clamp(0.0, 1.0).numpy().transpose(1, 2, 0)
     return np.ascontiguousarray(out)
+
+
+def _wide_to_float(image, where: str) -> np.ndarray:
+    """A 16- or 32-bit integer ("I;16", "I") or float ("F") PIL image as floats in [0, 1].
+
+    PIL converts these modes to 8-bit "L" by clipping at 255, which turns a
+    16-bit image white: integers are scaled from 0-65535 here instead, and
+    floats are taken as they are (then checked to lie in [0, 1]).
+    """
+    values = np.asarray(image, dtype=np.float32 if image.mode == "F" else np.float64)
+    if image.mode == "F":
+        return values
+    if values.min() < 0 or values.max() > 65535:
+        raise ValueError(
+            f"{where} is an integer image (PIL mode {image.mode!r}) with values outside "
+            f"0-65535 (min {values.min():.0f}, max {values.max():.0f}); 16-bit images are "
+            f"read as 0-65535."
+        )
+    return (values / 65535.0).astype(np.float32)
 
 
 class Decoder(Dataset):

@@ -286,13 +286,13 @@ def infer(
     device: torch.device,
     shard: bool = False,
     out_file=None,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """Outputs of ``module`` on every image of ``source``, as float32 (n, d).
 
     With ``shard=True`` inside a process group, each rank computes a block of
-    the images and every rank gets all the outputs, in memory. All ranks must
-    then call it together, so ``transform`` (which a script may call on one
-    rank only) does not shard. Otherwise, with ``out_file``, the outputs are
+    the images and rank 0 gets all the outputs, in memory; the other ranks get
+    None. All ranks must then call it together, so ``transform`` (which a
+    script may call on one rank only) does not shard. Otherwise, with ``out_file``, the outputs are
     written batch by batch to that ``.npy`` file and returned memory-mapped,
     so that they need not fit in memory.
 

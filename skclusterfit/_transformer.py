@@ -61,7 +61,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     Parameters
     ----------
     n_clusters : int, default=100
-        Number of clusters, i.e. of classes N_cf is trained on.
+        Number of clusters, i.e. of classes N_cf is trained on. One is
+        accepted, as by ``KMeans``, with a warning: a single class gives N_cf
+        nothing to learn, so its features are those of an untrained network.
     extractor : str, nn.Module or callable, default="rotnet"
         The network N_pre whose embeddings are clustered:
 
@@ -86,15 +88,21 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Shape ``(H, W)`` or ``(H, W, C)`` of the images flattened in the rows
         of a 2-D ``X`` (in the order numpy's ``reshape`` gives). ``"auto"``
         reads a square grey image when ``n_features`` is a perfect square, and
-        otherwise a ``1 x n_features`` signal. N-D inputs ``(n, H, W)``,
-        ``(n, H, W, C)`` and ``(n, C, H, W)`` carry their own shape; image
-        files and Datasets too (see ``image_size``).
+        otherwise a ``1 x n_features`` signal; rows of ``3 * s * s`` values
+        (``s`` of 8 or more, 3072 for 32x32) look like colour images, so
+        ``"auto"`` warns that they are read as signals and names the
+        ``image_shape`` to pass. N-D inputs ``(n, H, W)``, ``(n, H, W, C)`` and
+        ``(n, C, H, W)`` carry their own shape (a warning points out
+        ``(n, s * s, 3)``, read as grey ``s*s x 3`` images); image files and
+        Datasets too (see ``image_size``).
     image_size : int, (height, width) or None, default=None
         For image files and Datasets: the size every image is resized to
         (bilinear) in ``fit``; ``None`` is the size of the first image. The
         first image also sets the colour mode: grey when it is grey (PIL modes
         "1", "L", "I", "F" and their variants, or one channel), else RGB, and
-        every image is converted to that mode (alpha is dropped). ``transform``
+        every image is converted to that mode (alpha is dropped); 16-bit
+        images (modes "I;16", "I") are read as 0-65535 and float ones ("F")
+        must lie in [0, 1]. ``transform``
         resizes and converts every image to the size and mode found in ``fit``,
         so a model fitted on arrays transforms files of any size. Arrays are
         never resized: an ``image_size`` that differs from an array's images
@@ -117,9 +125,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         for fewer than 20 images per cluster, ``"faiss"`` for more than 256
         images per cluster when faiss is installed (so installing it changes
         the clusters of large fits), else KMeans from random centres
-        (``clusterer_`` says which ran). Any scikit-learn clusterer may be given
-        instead; a clone is fitted, with its ``n_clusters`` and
-        ``random_state`` set where it has them.
+        (``clusterer_`` says which ran). Any scikit-learn clusterer (an
+        estimator with ``fit_predict``) may be given instead; a clone is
+        fitted, with its ``n_clusters`` and ``random_state`` set where it has
+        them.
     pca_components : int or None, default=None
         PCA-whiten the features to this many components before clustering,
         as DeepCluster does. PCA is fitted on at most 50,000 images drawn at
@@ -182,9 +191,14 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         same data, parameters and ``checkpoint_dir`` resumes from the last
         finished epoch, and on the CPU ends with the same features as an
         uninterrupted fit. Checkpoints of another fit, or damaged ones, are
-        refused with an error. Files are kept after the fit; delete the
-        folder to start afresh. Under ``torch.distributed`` only rank 0 reads
-        and writes them.
+        refused with an error: a fit is known by its images, its parameters
+        (an ``nn.Module`` extractor, or a method of one such as a fitted
+        ``network_.features``, by its class and weights; an ``architecture``
+        factory by the network it builds) and, for ``extractor="supervised"``,
+        its labels. A plain function or lambda is known only by its name, so a
+        fit with one as a parameter refuses ``checkpoint_dir``. Files are kept
+        after the fit; delete the folder to start afresh. Under
+        ``torch.distributed`` only rank 0 reads and writes them.
     num_workers : int, default=0
         Worker processes of the ``torch.utils.data.DataLoader`` that decodes
         image files and Datasets (0 decodes in the main process). A Dataset
@@ -195,13 +209,15 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         memory: they are written batch by batch to a memory-mapped file in a
         temporary subfolder, removed at the end of ``fit``. Clustering then
         reads them a chunk at a time: PCA is fitted on a sample, the
-        normalised features go to a second mapped file, ``"faiss"`` trains on
-        a sample and assigns in chunks, and the k-means clusterers read their
-        batches from the mapped file (other scikit-learn clusterers get the
-        mapped array and may load it). The clusters are the same as without
-        it. ``None`` keeps the features in memory. Under ``torch.distributed``
-        the ranks' features are gathered in memory; only the clustering's
-        normalised copy goes to the folder.
+        features are normalised in place (whitened ones go to a second mapped
+        file), ``"faiss"`` trains on a sample and assigns in chunks, and the
+        k-means clusterers read their batches from the mapped file (other
+        scikit-learn clusterers get the mapped array and may load it). The
+        clusters are the same as without it. ``None`` keeps the features in
+        memory, where they are likewise normalised without a copy. Under
+        ``torch.distributed`` the ranks' features are gathered in rank 0's
+        memory, the only rank that clusters; only whitened features go to the
+        folder.
 
     Attributes
     ----------
@@ -274,12 +290,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     """
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 2, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "extractor": [str, callable],
         "extractor_weights": [str, os.PathLike, None],
         "image_shape": [StrOptions({"auto"}), tuple, list],
         "architecture": [str, callable],
-        "clusterer": [StrOptions(set(CLUSTERERS)), HasMethods(["fit"])],
+        "clusterer": [StrOptions(set(CLUSTERERS)), HasMethods(["fit_predict"])],
         "pca_components": [Interval(Integral, 1, None, closed="left"), None],
         "l2_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -383,7 +399,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             Datasets are read in batches (see ``image_size``). The data are
             converted to float32 one batch at a time.
         y : array-like of shape (n_samples,), default=None
-            Labels; used only by ``extractor="supervised"``.
+            Labels; used only by ``extractor="supervised"``, which needs one
+            for every image (NaN, None or pandas.NA are refused).
 
         Returns
         -------
@@ -402,7 +419,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _fit(self, X, y) -> None:
         """The three stages, each saved by ``checkpoint_dir`` when one is given."""
-        source = check_fit_inputs(self, X, y)
+        source, labels = check_fit_inputs(self, X, y)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         # Ranks of a process group start from rank 0's seeds (random_state=None
@@ -411,7 +428,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         params = self.get_params(deep=False)
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
-            checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, y))
+            checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, labels))
         stats = source.channel_stats()
         with torch_threads(self.n_jobs):
             with seeded(seeds[0], device):
@@ -419,7 +436,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     self.extractor,
                     weights=self.extractor_weights,
                     source=source,
-                    y=y,
+                    labels=labels,
                     architecture=self.architecture,
                     stats=stats,
                     rotations_per_image=self.rotations_per_image,
@@ -454,7 +471,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """Stage 2: embed and cluster, or restore the clusters of an interrupted fit.
 
         A restored clustering skips the embedding too. Under ``torch.distributed``
-        every rank embeds its block, rank 0 clusters, and every rank gets the result.
+        every rank embeds its block, rank 0 gathers the blocks and clusters, and
+        every rank gets the result.
         """
         saved = checkpoints.load("clustering") if checkpoints is not None else None
         saved = distributed.broadcast(saved)
@@ -482,6 +500,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     l2_normalize=self.l2_normalize,
                     seed=seed,
                     folder=scratch,
+                    owned=True,
                 )
             del embeddings  # the clusters are all that later stages need
         if checkpoints is not None:
@@ -536,6 +555,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         labels : ndarray of shape (n_samples,)
             Cluster ids in ``[0, n_clusters_)``, int64.
         """
+        check_is_fitted(self)
         logits = self._infer(X, self.network_)
         return logits.argmax(axis=1).astype(np.int64)
 
@@ -677,8 +697,11 @@ def load(path) -> ClusterFitTransformer:
     Raises
     ------
     ValueError
-        When the file is not a model file, holds anything but plain data, or
-        was written by an unknown format version.
+        When the file is not a model file (a pickle, say), holds anything but
+        plain data, is damaged, or was written by an unknown format version.
+    OSError
+        When the file cannot be read (missing, a folder, no permission), with
+        the operating system's own message.
 
     Examples
     --------

@@ -1,15 +1,20 @@
 """Interrupted fits resume from their checkpoints; foreign or damaged ones are refused."""
 
+import copy
 import io
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
+from torch import nn
 
 from skclusterfit import ClusterFitTransformer
 
@@ -96,8 +101,17 @@ def test_checkpoints_of_another_fit_are_refused(small_digits, tiny, tmp_path, ch
 
 def test_settings_that_do_not_change_the_result_keep_the_checkpoints(small_digits, tiny, tmp_path):
     X, _ = small_digits
-    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    ClusterFitTransformer(**tiny, checkpoint_dir=str(tmp_path), verbose=0, n_jobs=1).fit(X)
+    first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    files = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in tmp_path.iterdir()}
+    unchanged = dict(verbose=0, n_jobs=1, feature_layer="logits", num_workers=1)
+    again = ClusterFitTransformer(
+        **tiny, **unchanged, checkpoint_dir=str(tmp_path), features_dir=tmp_path / "features"
+    ).fit(X)
+    # Every stage was restored, not run again: the same epoch times, no file rewritten.
+    assert again.history_ == first.history_
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.glob("*.pt")} == files
+    again.set_params(feature_layer="features")
+    np.testing.assert_array_equal(again.transform(X), first.transform(X))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -128,3 +142,146 @@ def test_checkpoints_are_written_atomically(small_digits, tiny, tmp_path, monkey
         ClusterFitTransformer(**{**tiny, "max_epochs": 2}, checkpoint_dir=tmp_path / "b").fit(X)
     assert not list((tmp_path / "b").glob(".*.tmp"))
     assert (tmp_path / "clusterfit.pt").read_bytes() == before
+
+
+def test_rounds_from_different_networks_never_share_checkpoints(small_digits, tiny, tmp_path):
+    # The documented second round: the extractor is a fitted network's features.
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny).fit(X)
+    other = ClusterFitTransformer(**{**tiny, "random_state": 1}).fit(X)
+    second = ClusterFitTransformer(
+        **tiny, extractor=first.network_.features, checkpoint_dir=tmp_path
+    )
+    second.fit(X)
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(
+            **tiny, extractor=other.network_.features, checkpoint_dir=tmp_path
+        ).fit(X)
+    # The same weights in another object (as in another process) resume.
+    copy = pickle.loads(pickle.dumps(first))
+    again = ClusterFitTransformer(**tiny, extractor=copy.network_.features, checkpoint_dir=tmp_path)
+    assert again.fit(X).history_ == second.history_
+
+
+def test_module_extractors_are_told_apart_by_their_weights(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(64, 8))
+    ClusterFitTransformer(**tiny, extractor=module, checkpoint_dir=tmp_path).fit(X)
+    ClusterFitTransformer(**tiny, extractor=copy.deepcopy(module), checkpoint_dir=tmp_path).fit(X)
+    changed = copy.deepcopy(module)
+    with torch.no_grad():
+        changed[1].bias[0] += 1e-3
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**tiny, extractor=changed, checkpoint_dir=tmp_path).fit(X)
+
+
+def _factory(width):
+    def factory(n_outputs):
+        return nn.Sequential(
+            nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 36, n_outputs)
+        )
+
+    return factory
+
+
+def test_architecture_factories_are_told_apart_by_what_they_build(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, architecture=_factory(4), checkpoint_dir=tmp_path).fit(X)
+    ClusterFitTransformer(**tiny, architecture=_factory(4), checkpoint_dir=tmp_path).fit(X)
+    with pytest.raises(ValueError, match="other data or parameters"):  # same name, other net
+        ClusterFitTransformer(**tiny, architecture=_factory(5), checkpoint_dir=tmp_path).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params, culprit",
+    [
+        (dict(extractor=lambda images: images.flatten(1)), "extractor"),
+        (dict(extractor=torch.flatten), "extractor"),
+        (dict(clusterer=KMeans(init=lambda X, k, random_state: X[:k])), "clusterer.init"),
+    ],
+    ids=["lambda", "function", "clusterer-init"],
+)
+def test_callables_without_a_fingerprint_refuse_checkpoints(
+    small_digits, tiny, tmp_path, params, culprit
+):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**{**tiny, **params}, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=rf"checkpoint_dir cannot be used with this {culprit}:"):
+        cf.fit(X)
+    assert not (tmp_path / "ckpt").exists() and not hasattr(cf, "image_shape_")
+
+
+def test_labels_count_by_value_and_only_for_the_supervised_extractor(small_digits, tiny, tmp_path):
+    X, y = small_digits
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+    def labels():  # new str objects at every call, as a new process reads them
+        return np.array(["".join(list(names[k])) for k in y], dtype=object)
+
+    params = {**tiny, "extractor": "supervised", "checkpoint_dir": tmp_path / "supervised"}
+    first = ClusterFitTransformer(**params).fit(X, labels())
+    assert ClusterFitTransformer(**params).fit(X, labels()).history_ == first.history_
+    other = labels()
+    other[0] = "nine"
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**params).fit(X, other)
+    # RotNet never reads y: a Pipeline passing other labels resumes the same fit.
+    params = {**tiny, "checkpoint_dir": tmp_path / "rotnet"}
+    first = ClusterFitTransformer(**params).fit(X, y)
+    assert ClusterFitTransformer(**params).fit(X, y[::-1]).history_ == first.history_
+
+
+def test_a_random_state_instance_counts_by_its_state(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    params = {**tiny, "checkpoint_dir": tmp_path}
+    seed = np.random.RandomState(0)
+    first = ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)
+    # The same seed in a new object resumes; the used object draws other seeds.
+    fresh = ClusterFitTransformer(**{**params, "random_state": np.random.RandomState(0)}).fit(X)
+    assert fresh.history_ == first.history_
+    with pytest.raises(ValueError, match="other data or parameters"):
+        ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)
+
+
+class _CountingExtractor(nn.Module):
+    """A linear extractor that counts the images it is run on."""
+
+    images_seen = 0  # on the class, since the fit runs a copy of the module
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 8)
+
+    def forward(self, images):
+        type(self).images_seen += len(images)
+        return self.linear(images.flatten(1))
+
+
+def test_a_resumed_fit_does_not_embed_the_images_again(small_digits, tiny, tmp_path, monkeypatch):
+    X, _ = small_digits
+    torch.manual_seed(0)
+    extractor = _CountingExtractor()
+    monkeypatch.setattr(_CountingExtractor, "images_seen", 0)
+    first = ClusterFitTransformer(**tiny, extractor=extractor, checkpoint_dir=tmp_path).fit(X)
+    assert _CountingExtractor.images_seen == 2 + len(X)  # a probe of two blank images, then X
+    _CountingExtractor.images_seen = 0
+    again = ClusterFitTransformer(**tiny, extractor=extractor, checkpoint_dir=tmp_path).fit(X)
+    assert _CountingExtractor.images_seen == 2
+    np.testing.assert_array_equal(again.labels_, first.labels_)
+    np.testing.assert_array_equal(again.transform(X), first.transform(X))
+
+
+def test_checkpoints_that_cannot_be_read_are_not_called_damaged(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    (tmp_path / "rotnet.pt").unlink()
+    (tmp_path / "rotnet.pt").mkdir()  # a folder where a checkpoint should be
+    with pytest.raises(IsADirectoryError):
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    (tmp_path / "rotnet.pt").rmdir()
+    (tmp_path / "rotnet.pt").write_bytes(pickle.dumps({"epoch": 1}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning from torch on the way
+        with pytest.raises(ValueError, match=r"rotnet\.pt is damaged and cannot be read"):
+            ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)

@@ -1,10 +1,12 @@
 """Stage 2: clusterers, normalisation and degenerate clusterings."""
 
+import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._clustering import cluster
@@ -101,7 +103,7 @@ def test_empty_clusters_are_dropped_with_a_warning(tiny):
 
 def test_labels_are_renumbered_contiguously():
     class Gappy(KMeans):
-        def fit(self, X, y=None):
+        def fit(self, X, y=None, sample_weight=None):
             super().fit(X)
             self.labels_ = self.labels_ * 3 + 1
             return self
@@ -125,3 +127,71 @@ def test_pca_whitening_and_l2(blobs):
         points, n_clusters=4, clusterer="kmeans", pca_components=3, l2_normalize=True, seed=0
     )
     assert np.all(np.linalg.norm(normalised.centers, axis=1) <= 1 + 1e-5)
+
+
+def test_convergence_warnings_are_silenced_only_for_the_package_s_own_clusterers():
+    points = np.repeat(np.eye(2, 8, dtype=np.float32), 20, axis=0)  # two distinct points
+    for method in ("kmeans", "minibatch", "auto"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cluster(points, n_clusters=4, clusterer=method, seed=0)
+        assert [type(w.message) for w in caught] == [UserWarning], method
+        assert "found 2 non-empty clusters of the 4" in str(caught[0].message)
+    with pytest.warns(UserWarning, match="found 2"):
+        with pytest.warns(ConvergenceWarning, match="distinct clusters"):
+            cluster(points, n_clusters=4, clusterer=KMeans(n_init=1), seed=0)
+
+
+def test_features_given_up_by_the_caller_are_clustered_without_a_copy():
+    # fit gives up its embeddings: they are normalised in place and KMeans
+    # centres them in place (copy_x=False), where each made a copy. KMeans still
+    # makes one passing copy, in np.var, for its tolerance.
+    features = np.random.RandomState(0).randn(20_000, 256).astype(np.float32)
+    original = features.copy()
+    reference = cluster(features, n_clusters=10, clusterer="kmeans", seed=0)
+    np.testing.assert_array_equal(features, original)  # the caller's array is left alone
+    tracemalloc.start()
+    try:
+        owned = cluster(features, n_clusters=10, clusterer="kmeans", seed=0, owned=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * features.nbytes, f"{peak / 1e6:.1f} MB for {features.nbytes / 1e6} MB"
+    np.testing.assert_array_equal(owned.labels, reference.labels)
+    np.testing.assert_allclose(owned.centers, reference.centers, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_clusterers_must_predict_integer_labels(small_digits, tiny):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.mixture import GaussianMixture
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, _ = small_digits
+    # Clusterers are used through fit_predict, which a mixture model has and labels_ not.
+    mixture = GaussianMixture(n_components=3, random_state=0)
+    assert ClusterFitTransformer(**tiny, clusterer=mixture).fit(X).n_clusters_ == 3
+    with pytest.raises(InvalidParameterError, match="object implementing 'fit_predict'"):
+        ClusterFitTransformer(**tiny, clusterer=LinearRegression()).fit(X)
+
+    class Fractional(KMeans):
+        def fit_predict(self, X, y=None, sample_weight=None):
+            return super().fit_predict(X) + 0.5
+
+    with pytest.raises(ValueError, match="gave labels of shape .* and dtype float64 for 300"):
+        ClusterFitTransformer(**tiny, clusterer=Fractional(n_init=1)).fit(X)
+
+
+def test_non_finite_features_of_the_extractor_are_named(small_digits, tiny):
+    X, _ = small_digits
+
+    def broken(images):
+        features = images.flatten(1).clone()
+        features[images[:, 0, 0, 1] > 0.2] = float("nan")  # some images only
+        return features
+
+    first = int(np.argmax(X[:, 1] > 0.2 * 16))
+    with pytest.raises(
+        ValueError, match=rf"features hold NaN or infinity \(first for image {first}\)"
+    ):
+        ClusterFitTransformer(**tiny, extractor=broken).fit(X)

@@ -104,3 +104,35 @@ def test_grid_search_on_a_dask_cluster_matches_the_local_one(tmp_path):
     assert remote.best_params_ == local.best_params_
     for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
         np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+
+
+GATHER_SCRIPT = """
+import numpy as np
+import torch.distributed as dist
+from skclusterfit import _distributed as distributed
+
+dist.init_process_group("gloo")
+n = 7  # blocks of 4 and 3 rows
+rows = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+gathered = distributed.gather_blocks(rows[distributed.block(n)], n)
+if dist.get_rank() == 0:
+    assert np.array_equal(gathered, rows), gathered
+else:
+    assert gathered is None, "only rank 0 clusters, so only it holds every row"
+print(f"rank {dist.get_rank()} ok", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_the_features_are_gathered_on_rank_0_only(tmp_path):
+    script = tmp_path / "gather.py"
+    script.write_text(GATHER_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node=2", str(script)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(result.stdout.split("\n"))[-2:] == ["rank 0 ok", "rank 1 ok"]

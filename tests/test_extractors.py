@@ -87,15 +87,14 @@ def test_bad_extractors_are_refused(small_digits, tiny, extractor, message):
         ClusterFitTransformer(**tiny, extractor=extractor).fit(X)
 
 
-def test_missing_torchvision_weights_name_the_file_and_folder(small_digits, tiny, tmp_path):
+def test_missing_torchvision_weights_name_the_file_and_folder(
+    small_digits, tiny, tmp_path, monkeypatch
+):
     X, _ = small_digits
-    os.environ["TORCH_HOME"] = str(tmp_path)
-    try:
-        cf = ClusterFitTransformer(**tiny, extractor="mobilenet_v2")
-        with pytest.raises(FileNotFoundError) as error:
-            cf.fit(X)
-    finally:
-        del os.environ["TORCH_HOME"]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cf = ClusterFitTransformer(**tiny, extractor="mobilenet_v2")
+    with pytest.raises(FileNotFoundError) as error:
+        cf.fit(X)
     assert "mobilenet_v2-7ebf99e0.pth" in str(error.value)
     assert str(tmp_path / "hub" / "checkpoints") in str(error.value)
 
@@ -152,7 +151,7 @@ def test_extractor_is_probed_on_the_fit_device(small_digits, extractor):
         linear if extractor == "module" else lambda x: linear.to(meta)(x),
         weights=None,
         source=source,
-        y=None,
+        labels=None,
         architecture="auto",
         stats=source.channel_stats(),
         config=make_config(model.get_params(), epochs=1, device=meta),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skclusterfit import ClusterFitTransformer
@@ -60,7 +61,7 @@ def test_y_of_the_wrong_length(small_digits, tiny):
 @pytest.mark.parametrize(
     "params",
     [
-        dict(n_clusters=1),
+        dict(n_clusters=0),
         dict(clusterer="spectral"),
         dict(augmentation="heavy"),
         dict(feature_layer="conv3"),
@@ -105,3 +106,94 @@ def test_degenerate_data_still_fits(tiny):
     few = np.random.RandomState(0).rand(6, 64)
     cf = ClusterFitTransformer(**{**tiny, "n_clusters": 3, "batch_size": 512}).fit(few)
     assert cf.transform(few).shape == (6, 256)
+
+
+def _labels_with_missing(y):
+    pd = pytest.importorskip("pandas")
+    names = np.array([f"class {k}" for k in y], dtype=object)
+    return {
+        "float-nan": np.where(np.arange(len(y)) == 3, np.nan, y.astype(float)),
+        "none": np.where(np.arange(len(y)) == 3, None, names),
+        "pandas-nan": pd.Series(names).where(np.arange(len(y)) != 3),
+        "pandas-na": pd.Series(names, dtype="string").where(np.arange(len(y)) != 3),
+    }
+
+
+@pytest.mark.parametrize("kind", ["float-nan", "none", "pandas-nan", "pandas-na"])
+def test_missing_labels_are_refused_by_the_supervised_extractor(small_digits, tiny, kind):
+    X, y = small_digits
+    labels = _labels_with_missing(y)[kind]
+    with pytest.raises(ValueError, match="y has 1 missing labels .* the first at index 3"):
+        ClusterFitTransformer(**tiny, extractor="supervised").fit(X, labels)
+    # Extractors that never read y do not look at it.
+    assert ClusterFitTransformer(**tiny).fit(X, labels).n_clusters_ == 5
+
+
+def test_labels_of_mixed_types_and_a_single_class(small_digits, tiny):
+    X, y = small_digits
+    mixed = np.array([1, "one"] * 150, dtype=object)
+    with pytest.raises(TypeError, match="y cannot be sorted into classes"):
+        ClusterFitTransformer(**tiny, extractor="supervised").fit(X, mixed)
+    with pytest.warns(UserWarning, match="y holds a single class"):
+        cf = ClusterFitTransformer(**tiny, extractor="supervised").fit(X, np.zeros(len(X)))
+    assert np.isfinite(cf.transform(X)).all()
+
+
+@pytest.mark.parametrize("name", ["checkpoint_dir", "features_dir"])
+def test_folder_parameters_naming_a_file(small_digits, tiny, tmp_path, name):
+    X, _ = small_digits
+    file = tmp_path / "notes.txt"
+    file.write_text("not a folder")
+    with pytest.raises(ValueError, match=rf"{name} must be a folder; '.*notes\.txt' is a file"):
+        ClusterFitTransformer(**tiny, **{name: file}).fit(X)
+    with pytest.raises(ValueError, match=rf"{name} must be a folder; .* is inside '.*notes\.txt'"):
+        ClusterFitTransformer(**tiny, **{name: file / "sub"}).fit(X)
+
+
+def test_lists_of_images_and_lists_that_are_not(small_digits, tiny):
+    X, _ = small_digits
+    images = list(X.reshape(-1, 8, 8)[:40])
+    expected = ClusterFitTransformer(**tiny).fit(X[:40]).transform(X[:40])
+    from_list = ClusterFitTransformer(**tiny).fit(images)
+    np.testing.assert_array_equal(from_list.transform(images), expected)
+    for ragged in ([X[0], X[1][:60], X[2]], ["image.png", X[0]]):
+        with pytest.raises(ValueError, match="X holds items that differ in shape or kind"):
+            ClusterFitTransformer(**tiny).fit(ragged)
+    with pytest.raises(ValueError, match="X holds items that differ in shape or kind"):
+        ClusterFitTransformer(**tiny).fit(np.array([X[0], X[1][:60]], dtype=object))
+    with pytest.raises(
+        TypeError, match=r"X is an iterator \(generator\), which can be read only once"
+    ):
+        ClusterFitTransformer(**tiny).fit(image for image in X)
+
+
+@pytest.mark.parametrize("name", ["checkpoint_dir", "features_dir"])
+def test_an_empty_folder_name_is_refused(small_digits, tiny, name):
+    # Path("") is the current folder, which the fit would have filled.
+    with pytest.raises(ValueError, match=f"{name}='' names no folder"):
+        ClusterFitTransformer(**tiny, **{name: ""}).fit(small_digits[0])
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [("meta", "holds no values"), ("mps", "device='mps' cannot be used here: ")],
+)
+def test_devices_this_machine_cannot_compute_on(small_digits, tiny, device, message):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
+    with pytest.raises(ValueError, match=message):
+        ClusterFitTransformer(**{**tiny, "device": device}).fit(small_digits[0])
+
+
+def test_extractor_weights_only_for_a_torchvision_extractor(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="but the extractor is 'rotnet'; leave extractor_weights"):
+        ClusterFitTransformer(**tiny, extractor_weights=tmp_path / "w.pt").fit(X)
+    text = tmp_path / "weights.txt"
+    text.write_text("not weights")
+    params = dict(tiny, extractor="shufflenet_v2_x0_5")
+    with pytest.raises(ValueError, match=r"weights\.txt' is not a state dict written by torch"):
+        ClusterFitTransformer(**params, extractor_weights=text).fit(X)
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="do not fit torchvision's 'shufflenet_v2_x0_5'"):
+        ClusterFitTransformer(**params, extractor_weights=tmp_path / "other.pt").fit(X)

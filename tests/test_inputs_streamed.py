@@ -1,5 +1,6 @@
 """Image files and torch Datasets as inputs, streamed in batches; disk-backed features."""
 
+import errno
 import pickle
 
 import numpy as np
@@ -153,10 +154,11 @@ def _errors(tmp_path, grey):
         (Images(grey[:4], lambda im: im.astype(np.int32)), TypeError, "dtype int32"),
         (two_channels, ValueError, "has 2 channels"),
         (Images(grey[:4], lambda im: im[None, None]), ValueError, r"X\[0\] is an array of shape"),
+        ([good, tmp_path], ValueError, r"X\[1\] is a folder, not an image file"),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(12))
 def test_input_errors_name_the_file_or_item(grey, tmp_path, params, case):
     X, error, message = _errors(tmp_path, grey)[case]
     with pytest.raises(error, match=message):
@@ -231,3 +233,43 @@ def test_faiss_trains_on_at_most_256_points_per_cluster(digits, tiny, capsys):
         digits[0][:600]
     )
     assert "fitted on 512 of 600 images" in capsys.readouterr().err
+
+
+def test_files_the_system_cannot_read_keep_their_error(grey, tmp_path, params, monkeypatch):
+    from PIL import Image as PILImage
+
+    paths = [tmp_path / f"{i}.png" for i in range(6)]
+    for image, path in zip(grey, paths, strict=False):
+        Image.fromarray(image).save(path)
+    truncated = paths[4].read_bytes()
+    paths[5].write_bytes(truncated[: len(truncated) // 2])
+    with pytest.raises(ValueError, match=r"Cannot decode image file .*5\.png' \(X\[5\]\)"):
+        ClusterFitTransformer(**{**params, "n_clusters": 2}).fit(paths)
+    real_open = PILImage.open
+
+    def no_permission(path, *args, **kwargs):
+        if str(path).endswith("3.png"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage, "open", no_permission)
+    with pytest.raises(PermissionError, match=r"Permission denied: '.*3\.png'"):
+        ClusterFitTransformer(**{**params, "n_clusters": 2}).fit(paths[:5])
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(grey, tmp_path, params):
+    # PIL's own conversion to 8 bits clips at 255: a 16-bit image would turn white.
+    wide = grey.astype(np.uint16) * 257  # the same images on 0-65535
+    paths = [tmp_path / f"{i}.png" for i in range(40)]
+    for image, path in zip(wide, paths, strict=False):
+        Image.fromarray(image).save(path)
+    assert Image.open(paths[0]).mode.startswith("I")
+    reference = ClusterFitTransformer(**params).fit(grey[:40])
+    cf = ClusterFitTransformer(**params).fit(paths)
+    np.testing.assert_array_equal(cf.labels_, reference.labels_)
+    np.testing.assert_allclose(cf.transform(paths), reference.transform(grey[:40]), atol=1e-4)
+    floats = Images(grey[:40], lambda image: Image.fromarray(image.astype(np.float32) / 255))
+    np.testing.assert_allclose(cf.transform(floats), reference.transform(grey[:40]), atol=1e-4)
+    too_bright = Images(grey[:4], lambda image: Image.fromarray(image.astype(np.float32)))
+    with pytest.raises(ValueError, match=r"X\[0\] holds float values outside \[0, 1\]"):
+        ClusterFitTransformer(**params).fit(too_bright)

@@ -1,15 +1,18 @@
 """save() / load(): a model format that never runs code when loaded."""
 
+import errno
 import os
 import pickle
+import warnings
 
+import joblib
 import numpy as np
 import pytest
 import torch
 from sklearn.cluster import AgglomerativeClustering
 
 import skclusterfit
-from skclusterfit import ClusterFitTransformer
+from skclusterfit import ClusterFitTransformer, _persistence
 
 
 @pytest.mark.parametrize(
@@ -86,10 +89,60 @@ def test_other_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a skclusterfit model file"):
         skclusterfit.load(tmp_path / "other.pt")
     (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(ValueError, match="not a skclusterfit model file"):
+    with pytest.raises(
+        ValueError,
+        match="not a skclusterfit model file: model files are zip archives and this is not",
+    ):
         skclusterfit.load(tmp_path / "text.pt")
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="damaged, or not a skclusterfit model file"):
+        skclusterfit.load(tmp_path / "arrays.npz")
     with pytest.raises(FileNotFoundError):
         skclusterfit.load(tmp_path / "missing.pt")
+    with pytest.raises(IsADirectoryError):
+        skclusterfit.load(tmp_path)
+
+
+@pytest.mark.parametrize("writer", ["pickle", "joblib", "legacy torch.save"])
+def test_a_pickle_is_named_without_torch_advice(small_digits, tiny, tmp_path, writer):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X[:60])
+    path = tmp_path / "model.pkl"
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps(cf))
+    elif writer == "joblib":
+        joblib.dump(cf, path)
+    else:
+        torch.save({"labels": cf.labels_}, path, _use_new_zipfile_serialization=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about pickles it is handed
+        with pytest.raises(ValueError) as error:
+            skclusterfit.load(path)
+    message = str(error.value)
+    assert "not a skclusterfit model file: it looks like a pickle" in message
+    assert "only if it comes from a trusted source" in message
+    assert "weights_only" not in message and "issue" not in message
+
+
+def test_damaged_and_unreadable_model_files(small_digits, tiny, tmp_path, monkeypatch):
+    X, _ = small_digits
+    path = tmp_path / "model.pt"
+    ClusterFitTransformer(**tiny).fit(X[:60]).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        ValueError,
+        match=r"not a skclusterfit model file: .* \(another kind of file, or a truncated one\)",
+    ):
+        skclusterfit.load(path)
+
+    def unreadable(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(_persistence, "open", unreadable, raising=False)
+    with pytest.raises(OSError, match="Input/output error") as error:
+        skclusterfit.load(path)
+    assert not isinstance(error.value, ValueError)
 
 
 def test_models_holding_code_cannot_be_saved(small_digits, tiny, tmp_path):
@@ -108,3 +161,12 @@ def test_loading_a_file_from_another_version_warns(small_digits, tiny, tmp_path,
     monkeypatch.setattr(skclusterfit._version, "__version__", "99.0")
     with pytest.warns(UserWarning, match="saved by skclusterfit 0.1.0; loading it with 99.0"):
         skclusterfit.load(tmp_path / "model.pt")
+
+
+def test_save_names_a_missing_folder_or_a_folder_given_for_a_file(small_digits, tiny, tmp_path):
+    cf = ClusterFitTransformer(**tiny).fit(small_digits[0][:60])
+    with pytest.raises(FileNotFoundError, match=r"No folder to save the model in: '.*missing'"):
+        cf.save(tmp_path / "missing" / "model.pt")
+    with pytest.raises(IsADirectoryError, match="save.. needs a file name, not a folder"):
+        cf.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []

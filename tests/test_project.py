@@ -48,7 +48,11 @@ def test_demo_prints_the_probe_table():
         "N_pre (RotNet) features",
         "ClusterFit features",
     ]
-    assert result.stderr == ""
+    # Other libraries' warnings come and go with their versions; none may come
+    # from this package or the demo.
+    warned_in = re.findall(r"^(\S+?):\d+: \w*Warning\b", result.stderr, flags=re.M)
+    ours = [path for path in warned_in if "skclusterfit" in path or path.startswith(str(ROOT))]
+    assert not ours, result.stderr
 
 
 def test_public_api():

@@ -2,14 +2,17 @@
 
 import pickle
 import tracemalloc
+import warnings
 
 import joblib
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
-from skclusterfit import ClusterFitTransformer
+from skclusterfit import ClusterFitTransformer, _training, _transformer
 
 
 def test_fit_transform_shapes_and_attributes(small_digits, tiny):
@@ -51,11 +54,28 @@ def test_fit_leaves_global_random_state_alone(small_digits, tiny):
     np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])  # noqa: NPY002
 
 
-def test_n_jobs_sets_threads_only_during_fit(small_digits, tiny):
+def test_n_jobs_sets_threads_only_during_fit_and_transform(small_digits, tiny):
     X, _ = small_digits
-    before = torch.get_num_threads()
-    ClusterFitTransformer(**tiny, n_jobs=1).fit(X)
-    assert torch.get_num_threads() == before
+    seen = []
+
+    def extractor(images):  # records the threads torch uses where the work is done
+        seen.append(torch.get_num_threads())
+        return images.flatten(1)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cf = ClusterFitTransformer(**tiny, extractor=extractor, n_jobs=2).fit(X)
+        assert set(seen) == {2} and torch.get_num_threads() == 1
+        seen.clear()
+        cf.set_params(feature_layer="extractor").transform(X[:5])
+        assert set(seen) == {2} and torch.get_num_threads() == 1
+        seen.clear()
+        cf.set_params(n_jobs=-1).transform(X[:5])  # -1: every core, as in joblib
+        assert set(seen) == {torch.multiprocessing.cpu_count()}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize(
@@ -171,15 +191,40 @@ def test_verbose(small_digits, tiny, capsys):
     assert "clustering: KMeans(init='random', n_clusters=5" in err and "found 5 clusters" in err
 
 
-def test_balanced_sampling_and_options_run(small_digits, tiny):
-    X, _ = small_digits
-    for options in (
+@pytest.mark.parametrize(
+    "options",
+    [
         dict(balanced_sampling=True),
-        dict(augmentation="light", lr_schedule="constant"),
-        dict(augmentation="none", pca_components=16, l2_normalize=False),
-    ):
-        features = ClusterFitTransformer(**tiny, **options).fit_transform(X)
-        assert np.isfinite(features).all()
+        dict(augmentation="light"),
+        dict(augmentation="none"),
+        dict(lr_schedule="constant"),
+        dict(pca_components=16, l2_normalize=False),
+    ],
+    ids=["balanced", "light", "no-augmentation", "constant-lr", "pca-no-l2"],
+)
+def test_options_change_the_fit(small_digits, tiny, options, monkeypatch):
+    X, _ = small_digits
+    tiny = {**tiny, "max_epochs": 2}
+    default = ClusterFitTransformer(**tiny).fit(X)
+    balanced = []
+    epoch_order = _training._epoch_order
+
+    def recording_order(indices, weights, generator):
+        balanced.append(weights is not None)
+        return epoch_order(indices, weights, generator)
+
+    monkeypatch.setattr(_training, "_epoch_order", recording_order)
+    cf = ClusterFitTransformer(**tiny, **options).fit(X)
+    features = cf.transform(X)
+    assert np.isfinite(features).all()
+    assert not np.array_equal(features, default.transform(X))
+    # Balanced draws for N_cf's epochs only; the extractor draws uniformly.
+    assert balanced == [False] + [options.get("balanced_sampling", False)] * 2
+    if "pca_components" in options:
+        assert cf.cluster_centers_.shape == (5, 16)
+        assert np.linalg.norm(cf.cluster_centers_, axis=1).max() > 1.5  # not normalised
+    else:
+        np.testing.assert_array_less(np.linalg.norm(cf.cluster_centers_, axis=1), 1 + 1e-6)
 
 
 def test_training_loss_falls(small_digits):
@@ -189,3 +234,105 @@ def test_training_loss_falls(small_digits):
     for stage in ("rotnet", "clusterfit"):
         losses = [h["loss"] for h in cf.history_ if h["stage"] == stage]
         assert losses[-1] < 0.8 * losses[0], (stage, losses)
+
+
+def _failing_extractor(images):
+    raise RuntimeError("the extractor failed")
+
+
+def _fail_during_training(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("failure", ["extractor", "checkpoint", "interrupted"])
+def test_a_failed_fit_leaves_the_estimator_as_it_was(
+    small_digits, tiny, tmp_path, monkeypatch, failure
+):
+    X, _ = small_digits
+    # Other images (10x10 colour, another value range), checked and laid out before the failure.
+    other = np.random.RandomState(0).rand(40, 10, 10, 3) * 7
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    state = {name: value for name, value in vars(cf).items() if name.endswith("_")}
+    expected = cf.transform(X)
+    fresh = ClusterFitTransformer(**tiny)
+    error = {"extractor": RuntimeError, "checkpoint": ValueError}.get(failure, KeyboardInterrupt)
+    if failure == "extractor":
+        params = dict(extractor=_failing_extractor)
+    elif failure == "checkpoint":  # checkpoints of another fit are refused
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X[:50])
+        params = dict(checkpoint_dir=tmp_path)
+    else:  # interrupted while N_cf trains, after the extractor
+        params = {}
+        monkeypatch.setattr(_transformer, "train", _fail_during_training)
+    for model in (cf, fresh):
+        model.set_params(**params)
+        with pytest.raises(error):
+            model.fit(other)
+    after = {name: value for name, value in vars(cf).items() if name.endswith("_")}
+    assert after.keys() == state.keys() and all(after[name] is state[name] for name in state)
+    assert cf.image_shape_ == (8, 8, 1) and cf.n_features_in_ == 64
+    assert cf.input_range_ == (0.0, 16.0)
+    np.testing.assert_array_equal(cf.transform(X), expected)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
+    assert not [name for name in vars(fresh) if name.endswith("_")]
+
+
+@pytest.mark.parametrize(
+    "shape, advice",
+    [
+        ((30, 3072), r"rows of 3072 values.* pass image_shape=\(32, 32, 3\)"),
+        ((30, 192), r"rows of 192 values.* pass image_shape=\(8, 8, 3\)"),
+        ((30, 1024, 3), r"reshape it to \(30, 32, 32, 3\)"),
+        ((30, 4, 100), r"reshape it to \(30, 4, 10, 10\)"),
+    ],
+)
+def test_flattened_colour_images_are_pointed_out(tiny, shape, advice):
+    X = np.random.RandomState(0).rand(*shape)
+    with pytest.warns(UserWarning, match=advice) as record:
+        ClusterFitTransformer(**{**tiny, "n_clusters": 2}, architecture="cnn").fit(X)
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    "shape, image_shape",
+    [
+        ((30, 64), "auto"),  # the 8x8 digits
+        ((30, 784), "auto"),  # 28x28 MNIST
+        ((30, 48), "auto"),  # too small to be told from a table
+        ((30, 30), "auto"),
+        ((30, 3072), (1, 3072)),  # signals, said so
+        ((30, 3072), (32, 32, 3)),
+    ],
+)
+def test_grey_images_tables_and_explicit_shapes_are_not_warned_about(tiny, shape, image_shape):
+    X = np.random.RandomState(0).rand(*shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ClusterFitTransformer(
+            **{**tiny, "n_clusters": 2}, image_shape=image_shape, architecture="cnn"
+        ).fit(X)
+
+
+def test_one_cluster_is_accepted_with_a_warning(small_digits, tiny, capsys):
+    # As KMeans accepts it; N_cf then learns a single class, whose loss is zero.
+    X, _ = small_digits
+    params = {**tiny, "n_clusters": 1, "balanced_sampling": True, "verbose": 1}
+    with pytest.warns(UserWarning, match="n_clusters=1 .* nothing to learn") as record:
+        cf = ClusterFitTransformer(**params).fit(X)
+    assert record[0].filename == __file__
+    assert cf.n_clusters_ == 1 and set(cf.labels_) == {0}
+    assert cf.cluster_centers_.shape == (1, 256)
+    [last] = [h for h in cf.history_ if h["stage"] == "clusterfit"]
+    assert last["loss"] == 0.0 and last["accuracy"] == 1.0
+    assert "clusterfit epoch 1/1" in capsys.readouterr().err
+    features = cf.transform(X)
+    assert features.shape == (300, 256) and np.isfinite(features).all()
+    assert cf.set_params(feature_layer="logits").transform(X).shape == (300, 1)
+    np.testing.assert_array_equal(cf.predict(X), np.zeros(300, dtype=np.int64))
+
+
+def test_predict_before_fit_says_not_fitted(small_digits):
+    X, _ = small_digits
+    with pytest.raises(NotFittedError):
+        ClusterFitTransformer().predict(X)
