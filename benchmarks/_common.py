@@ -356,7 +356,9 @@ def study_fields(settings: tuple, fit_seconds: list, scores: dict, **more) -> di
     }
 
 
-def run_held_out_study(stem: str, quick: bool, representations, markdown, more=dict) -> None:
+def run_held_out_study(
+    stem: str, quick: bool, representations, markdown, more=dict, seeds: int | None = None
+) -> None:
     """The seed loop of a study under the held-out-class protocol.
 
     Parameters
@@ -368,11 +370,16 @@ def run_held_out_study(stem: str, quick: bool, representations, markdown, more=d
         for one seed and returns row name -> function giving features of images.
     more : callable
         Gives the further fields to record, called after every seed.
+    seeds : int or None
+        Run only the first ``seeds`` of the study's seeds; None runs them all.
 
     Every row is probed on every target, and the results are saved after every
     seed, so that an interrupted run keeps the seeds it finished.
     """
     settings, X, _, targets = held_out_study(quick)
+    if seeds is not None:
+        n, all_seeds, *epochs_and_k = settings
+        settings = (n, all_seeds[:seeds], *epochs_and_k)
     scores: dict = {}
     fit_seconds: list = []
     for seed in settings[1]:

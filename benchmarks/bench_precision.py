@@ -9,17 +9,19 @@ Every seed fits ClusterFit(RotNet) with the package's defaults twice, with
 the networks' forward pass while they train, which ``"auto"`` picks on CPUs
 with AMX or AVX512-BF16 and on recent GPUs), and records both fits' times.
 
-Seed 0 also runs the diagnosis: the whole ``fit`` and ``transform`` inside
-``torch.autocast("cpu", torch.bfloat16)`` (bfloat16 wherever autocast reaches),
-then the same with one part taken back to float32 at a time: the augmentation,
-N_pre's embeddings before k-means, batch normalisation, ``transform``'s
-features. The part whose return to float32 recovers the loss is the one that
-hurt.
+``--diagnosis`` runs instead, on seed 0, the whole ``fit`` and ``transform``
+inside ``torch.autocast("cpu", torch.bfloat16)`` (bfloat16 wherever autocast
+reaches), then the same with parts taken back to float32: each of the
+augmentation, N_pre's embeddings before k-means, batch normalisation and
+``transform``'s features alone, and each pair of the three parts that lie
+outside the training forward pass. A part, or a pair, whose return to float32
+recovers the loss is what hurt. Results go to ``precision_diagnosis.*``.
 
 Usage::
 
-    python benchmarks/bench_precision.py           # 3 seeds, about 60 minutes
-    python benchmarks/bench_precision.py --quick   # 1 seed, 1,000 images, 300 per probe
+    python benchmarks/bench_precision.py               # 3 seeds, about 40 minutes
+    python benchmarks/bench_precision.py --diagnosis   # seed 0, 8 fits, about 40 minutes
+    python benchmarks/bench_precision.py --quick       # 1 seed, 1,000 images, 300 per probe
 """
 
 from __future__ import annotations
@@ -37,12 +39,19 @@ from skclusterfit._devices import native_bfloat16
 FLOAT32 = "precision='float32'"
 BFLOAT16 = "precision='bfloat16' (training forward pass)"
 EVERYWHERE = "autocast around all of fit and transform"
-EXCEPT = {
+PARTS = {
     "augmentation": "augmentation",
     "embeddings": "N_pre's embeddings before k-means",
     "batch_norm": "batch normalisation",
     "transform": "transform's features",
 }
+# What diagnosis rows take back to float32: each part alone, then each pair of
+# the parts outside the training forward pass.
+TAKEN_BACK = [(part,) for part in PARTS] + [
+    ("augmentation", "embeddings"),
+    ("augmentation", "transform"),
+    ("embeddings", "transform"),
+]
 
 
 def _float32(function):
@@ -56,14 +65,22 @@ def _float32(function):
 
 
 @contextlib.contextmanager
-def float32_part(part: str | None):
-    """Take one part of the package back to float32 under an enclosing autocast."""
+def float32_parts(parts: tuple):
+    """Take parts of the package back to float32 under an enclosing autocast."""
+    with contextlib.ExitStack() as stack:
+        for part in parts:
+            stack.enter_context(_float32_part(part))
+        yield
+
+
+@contextlib.contextmanager
+def _float32_part(part: str):
     targets = {
         "augmentation": (skclusterfit._training, "augment"),
         "embeddings": (skclusterfit._transformer, "infer"),
         "batch_norm": (torch.nn.BatchNorm2d, "forward"),
     }
-    if part not in targets:
+    if part not in targets:  # "transform": see diagnosis_row
         yield
         return
     owner, name = targets[part]
@@ -83,13 +100,13 @@ def float32_part(part: str | None):
         setattr(owner, name, original)
 
 
-def diagnosis_row(X, base, part):
-    """Features function of a fit run under autocast with ``part`` in float32."""
-    with float32_part(part), torch.autocast("cpu", torch.bfloat16):
+def diagnosis_row(X, base, parts: tuple):
+    """Features function of a fit run under autocast with ``parts`` in float32."""
+    with float32_parts(parts), torch.autocast("cpu", torch.bfloat16):
         model = ClusterFitTransformer(**base, precision="float32").fit(X)
 
     def features(A):
-        if part == "transform":
+        if "transform" in parts:
             return model.transform(A)
         with torch.autocast("cpu", torch.bfloat16):
             return model.transform(A)
@@ -98,37 +115,55 @@ def diagnosis_row(X, base, part):
 
 
 FIT_SECONDS: dict = {FLOAT32: [], BFLOAT16: []}  # each precision's fit time per seed
-DIAGNOSIS: dict = {}  # target -> row -> probe -> scores, first seed only
+
+
+def _base(seed, settings) -> dict:
+    _, _, n_pre, n_cf, n_clusters = settings
+    return dict(random_state=seed, extractor_epochs=n_pre, max_epochs=n_cf, n_clusters=n_clusters)
 
 
 def representations(X, seed, settings, targets):
-    """Both precisions' features; on the first seed, the diagnosis rows are probed too."""
-    _, seeds, n_pre, n_cf, n_clusters = settings
-    base = dict(random_state=seed, extractor_epochs=n_pre, max_epochs=n_cf, n_clusters=n_clusters)
+    """Features of a float32 and a bfloat16 fit."""
     reps = {}
     for name, precision in ((FLOAT32, "float32"), (BFLOAT16, "bfloat16")):
-        model, seconds = common.timed(ClusterFitTransformer(**base, precision=precision).fit, X)
+        model = ClusterFitTransformer(**_base(seed, settings), precision=precision)
+        fitted, seconds = common.timed(model.fit, X)
         FIT_SECONDS[name].append(seconds)
-        reps[name] = model.transform
-    if seed == seeds[0]:
-        rows = {EVERYWHERE: diagnosis_row(X, base, None)}
-        for part, label in EXCEPT.items():
-            rows[f"{EVERYWHERE}, {label} in float32"] = diagnosis_row(X, base, part)
-        common.probe_all(DIAGNOSIS, rows, targets, seed)
+        reps[name] = fitted.transform
     return reps
 
 
+def diagnosis(X, seed, settings, targets):
+    """Features of fits under autocast, with parts taken back to float32."""
+    rows = {EVERYWHERE: diagnosis_row(X, _base(seed, settings), ())}
+    for parts in TAKEN_BACK:
+        label = " and ".join(PARTS[part] for part in parts)
+        rows[f"{EVERYWHERE}, {label} in float32"] = diagnosis_row(X, _base(seed, settings), parts)
+    return rows
+
+
 def main():
-    quick = common.arguments(__doc__).parse_args().quick
-
-    def more():
-        return {
-            "bfloat16_native": native_bfloat16(torch.device("cpu")),
-            "precision_fit_seconds": FIT_SECONDS,
-            "diagnosis": DIAGNOSIS,
-        }
-
-    common.run_held_out_study("precision", quick, representations, markdown, more)
+    parser = common.arguments(__doc__)
+    parser.add_argument("--diagnosis", action="store_true", help="which part of autocast hurts")
+    args = parser.parse_args()
+    native = {"bfloat16_native": native_bfloat16(torch.device("cpu"))}
+    if args.diagnosis:
+        common.run_held_out_study(
+            "precision_diagnosis",
+            args.quick,
+            diagnosis,
+            diagnosis_markdown,
+            lambda: native,
+            seeds=1,
+        )
+        return
+    common.run_held_out_study(
+        "precision",
+        args.quick,
+        representations,
+        markdown,
+        lambda: {**native, "precision_fit_seconds": FIT_SECONDS},
+    )
 
 
 def markdown(record):
@@ -139,13 +174,18 @@ def markdown(record):
         "times in the JSON file are a record of this run only.",
         "",
     ]
-    diagnosis = f"# Diagnosis (seed {record['seeds'][0]}): which part of a fit under autocast hurts"
-    return "\n".join(
-        lines
-        + common.score_tables(record["scores"])
-        + [diagnosis, ""]
-        + common.score_tables(record["diagnosis"])
-    )
+    return "\n".join(lines + common.score_tables(record["scores"]))
+
+
+def diagnosis_markdown(record):
+    title = "Precision: which part of a fit under autocast costs accuracy"
+    lines = common.markdown_header(title, record) + [
+        f"{common.held_out_description(record)} Every row fits and transforms inside "
+        "torch.autocast('cpu', torch.bfloat16), but for the parts it names, which run in "
+        "float32. One seed.",
+        "",
+    ]
+    return "\n".join(lines + common.score_tables(record["scores"]))
 
 
 if __name__ == "__main__":
