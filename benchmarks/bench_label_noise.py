@@ -72,7 +72,7 @@ def distilled(X, teacher, seed, epochs):
     stats = source.channel_stats()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        network = build_network("auto", source.shape, N_CLASSES, *stats)
+        network = build_network(model.architecture_, source.shape, N_CLASSES, *stats)
         train(
             network,
             source,

@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _version
 from ._checkpoints import atomic_save
 from ._extractors import TRAINED_EXTRACTORS, pretrained
-from ._networks import Features, build_network
+from ._networks import Features, build_network, resolve_architecture
 
 FORMAT = "skclusterfit-model"
 FORMAT_VERSION = 1
@@ -42,6 +42,7 @@ _JSON_ATTRIBUTES = (
     "n_features_in_",
     "n_clusters_",
     "clusterer_",
+    "architecture_",
     "history_",
     "_extractor_n_features",
 )
@@ -120,14 +121,17 @@ def load(path, estimator_class):
 
     height, width, channels = estimator.image_shape_
     shape = (channels, height, width)
+    if not hasattr(estimator, "architecture_"):
+        # Files written before architecture_ existed: "auto" chose by size alone.
+        cuda = torch.device("cuda")
+        estimator.architecture_ = resolve_architecture(params["architecture"], shape, cuda)
+    architecture = estimator.architecture_
     blank = (np.zeros(channels), np.ones(channels))
     with torch.random.fork_rng(devices=[]):  # building a network draws random weights
-        estimator.network_ = build_network(
-            params["architecture"], shape, estimator.n_clusters_, *blank
-        )
+        estimator.network_ = build_network(architecture, shape, estimator.n_clusters_, *blank)
         if params["extractor"] in TRAINED_EXTRACTORS:
             extractor = Features(
-                build_network(params["architecture"], shape, record["extractor_outputs"], *blank)
+                build_network(architecture, shape, record["extractor_outputs"], *blank)
             )
         else:
             extractor = pretrained(params["extractor"], channels)

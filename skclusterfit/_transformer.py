@@ -30,7 +30,7 @@ from ._clustering import CLUSTERERS, Clustering, cluster, plan
 from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor
 from ._inputs import check_fit_inputs, check_images
-from ._networks import Features, build_network
+from ._networks import Features, build_network, resolve_architecture
 from ._targets import ClassIds
 from ._training import infer, make_config, train
 
@@ -110,9 +110,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     architecture : str or callable, default="auto"
         The network trained for N_cf (and for trained extractors):
         ``"cnn"``, a compact four-block CNN; ``"resnet18_small"``, ResNet-18
-        with a stride-1 stem and no max-pool; ``"auto"``, the first for images
-        under 32 pixels a side and the second otherwise; any torchvision model
-        name, untrained; or a factory ``f(n_outputs) -> nn.Module`` whose last
+        with a stride-1 stem and no max-pool; ``"auto"``, ``"resnet18_small"``
+        for images of 32 pixels a side or more on a GPU and ``"cnn"``
+        otherwise (on the CPU the compact CNN was many times faster on 32x32
+        colour images and its features better, see the Benchmarks page;
+        ``architecture_`` says which was built); any torchvision model name,
+        untrained; or a factory ``f(n_outputs) -> nn.Module`` whose last
         ``nn.Linear`` gives the ``n_outputs`` logits.
     clusterer : str or estimator, default="auto"
         ``"kmeans"`` (scikit-learn's KMeans, k-means++ initialisation),
@@ -238,6 +241,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         accepts: ``"faiss"``, or an unfitted scikit-learn clusterer with the
         settings it ran with (for ``"auto"`` and ``"kmeans"``, a ``KMeans``
         showing its initialisation and seed).
+    architecture_ : str or callable
+        The network built for N_cf (and a trained extractor): the
+        ``architecture`` parameter, with ``"auto"`` resolved to ``"cnn"`` or
+        ``"resnet18_small"``.
     history_ : list of dict
         One record per training epoch with keys ``stage`` (the extractor name or
         ``"clusterfit"``), ``epoch``, ``loss``, ``accuracy`` and ``seconds``.
@@ -425,7 +432,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # Ranks of a process group start from rank 0's seeds (random_state=None
         # draws others on each) and only rank 0 writes checkpoints.
         seeds = [int(seed) for seed in distributed.broadcast(seeds)]
-        params = self.get_params(deep=False)
+        architecture = resolve_architecture(self.architecture, source.shape, device)
+        # The network "auto" chose is what a checkpoint must match, on any device.
+        params = {**self.get_params(deep=False), "architecture": architecture}
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
             checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, labels))
@@ -437,7 +446,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     weights=self.extractor_weights,
                     source=source,
                     labels=labels,
-                    architecture=self.architecture,
+                    architecture=architecture,
                     stats=stats,
                     rotations_per_image=self.rotations_per_image,
                     config=make_config(params, epochs=self.extractor_epochs, device=device),
@@ -448,7 +457,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             clustering = self._clustering_stage(extractor, source, device, seeds[1], checkpoints)
             with seeded(seeds[2], device):
                 n_found = clustering.n_clusters
-                network = build_network(self.architecture, source.shape, n_found, *stats)
+                network = build_network(architecture, source.shape, n_found, *stats)
                 history += train(
                     network,
                     source,
@@ -464,6 +473,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.cluster_centers_ = clustering.centers
         self.n_clusters_ = clustering.n_clusters
         self.clusterer_ = clustering.method
+        self.architecture_ = architecture
         self.history_ = history
         self._extractor_n_features = n_embedding
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._networks import build_network
+from skclusterfit._networks import build_network, resolve_architecture
 from skclusterfit._targets import ClassIds, Rotations
 from skclusterfit._training import _epoch_order, augment
 
@@ -14,10 +14,10 @@ from skclusterfit._training import _epoch_order, augment
 @pytest.mark.parametrize(
     "architecture, shape, width",
     [
-        ("auto", (1, 8, 8), 256),
+        ("cnn", (1, 8, 8), 256),
         ("cnn", (3, 5, 7), 256),
         ("cnn", (1, 1, 10), 256),
-        ("auto", (3, 32, 32), 512),
+        ("resnet18_small", (3, 32, 32), 512),
         ("resnet18", (1, 16, 16), 512),
     ],
 )
@@ -27,6 +27,27 @@ def test_architectures_split_into_features_and_head(architecture, shape, width):
     assert net.features(x).shape == (2, width)
     assert net(x).shape == (2, 7)
     torch.testing.assert_close(net.head(net.features(x)), net(x))
+
+
+@pytest.mark.parametrize(
+    "shape, device, expected",
+    [
+        ((1, 8, 8), "cpu", "cnn"),
+        ((1, 8, 8), "cuda", "cnn"),
+        ((3, 32, 32), "cpu", "cnn"),
+        ((3, 32, 32), "cuda", "resnet18_small"),
+        ((1, 20, 40), "cuda", "resnet18_small"),
+    ],
+)
+def test_auto_architecture_by_size_and_device(shape, device, expected):
+    assert resolve_architecture("auto", shape, torch.device(device)) == expected
+    assert resolve_architecture("resnet18", shape, torch.device(device)) == "resnet18"
+
+
+def test_fit_records_the_architecture_auto_built(rng, tiny):
+    X = rng.randint(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    cf = ClusterFitTransformer(**{**tiny, "n_clusters": 2}).fit(X)
+    assert cf.architecture_ == "cnn" and cf.network_.head.in_features == 256
 
 
 def test_factory_architecture(small_digits, tiny, tiny_net):

@@ -170,3 +170,22 @@ def test_save_names_a_missing_folder_or_a_folder_given_for_a_file(small_digits, 
     with pytest.raises(IsADirectoryError, match="save.. needs a file name, not a folder"):
         cf.save(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_without_the_architecture_built_still_load(small_digits, tiny, tmp_path):
+    # Model files written before architecture_ was saved rebuild "auto" by size.
+    import json
+
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    cf.save(tmp_path / "model.pt")
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    assert loaded.architecture_ == cf.architecture_ == "cnn"
+    record = torch.load(tmp_path / "model.pt", weights_only=True)
+    fitted = json.loads(record["fitted"])
+    del fitted["architecture_"]
+    record["fitted"] = json.dumps(fitted)
+    torch.save(record, tmp_path / "older.pt")
+    older = skclusterfit.load(tmp_path / "older.pt")
+    assert older.architecture_ == "cnn"
+    np.testing.assert_array_equal(older.transform(X), cf.transform(X))

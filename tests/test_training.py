@@ -17,7 +17,7 @@ def test_soft_targets_are_learned(small_digits):
     soft = np.full((len(y), 10), 0.02, dtype=np.float32)
     soft[np.arange(len(y)), y] = 0.82
     torch.manual_seed(0)
-    network = build_network("auto", source.shape, 10, *source.channel_stats())
+    network = build_network("cnn", source.shape, 10, *source.channel_stats())
     params = model.set_params(augmentation="none").get_params()
     history = train(
         network,
