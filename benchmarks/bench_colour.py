@@ -150,7 +150,7 @@ def default_fit(quick: bool) -> None:
     )
     fields = {
         "n_images": n,
-        "architecture": type(model.network_.body).__name__,
+        "architecture": str(model.architecture_),
         "network_parameters": sum(p.numel() for p in model.network_.parameters()),
         "seconds": seconds,
         "stage_seconds": stages,

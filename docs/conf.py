@@ -87,14 +87,7 @@ def _result_tables():
         )
     (out / "results_clustering.rst").write_text(_table(rows, clustering))
 
-    loop = json.loads((ROOT / "benchmarks/results/perf_training.json").read_text())
-    rows = [("stage", "package (images/s)", "bare PyTorch (images/s)", "ratio")]
-    for stage in ("training", "inference"):
-        data = loop[f"{stage}_images_per_second"]
-        package, bare = statistics.median(data["package"]), statistics.median(data["bare"])
-        rows.append((stage, f"{package:.0f}", f"{bare:.0f}", f"{package / bare:.3f}"))
-    (out / "results_loop.rst").write_text(_table(rows, loop))
-
+    _loop_tables(out)
     scaling = json.loads((ROOT / "benchmarks/results/perf_scaling.json").read_text())
     rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)", "peak RSS above start (MB)")]
     for r in scaling["rows"]:
@@ -126,14 +119,14 @@ def _result_tables():
     )
     (out / "results_memory_files.rst").write_text(_table(rows, files) + "\n" + summary)
 
-    for stem in ("selfsupervised", "selfsupervised_heldout", "label_noise", "rounds", "levers"):
+    studies = ("selfsupervised", "selfsupervised_heldout", "label_noise", "rounds", "levers")
+    studies += ("precision", "precision_diagnosis", "rotations", "colour")
+    for stem in studies:
         record = json.loads((ROOT / f"benchmarks/results/{stem}.json").read_text())
         for target, table in record["scores"].items():
             rows = [("representation", "linear", "10-shot", "20-NN")]
             rows += [(name, *map(_spread, cell.values())) for name, cell in table.items()]
-            slug = target.split()[0].lower().replace("-", "")
-            if "held-out" in target:
-                slug += "_heldout"
+            slug = _slug(target)
             text = _table(rows, record)
             if stem == "label_noise":
                 text += "\nSeeds run and N_pre's final accuracy on its noisy labels: " + "; ".join(
@@ -157,6 +150,36 @@ def _result_tables():
     for figure in ("label_noise.png", "n_clusters.png", "rounds.png"):
         shutil.copyfile(ROOT / "benchmarks/results" / figure, out / figure)
 
+    default = json.loads((ROOT / "benchmarks/results/perf_scaling_default.json").read_text())
+    rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)")]
+    keys = ("seconds", "rotnet_seconds", "clusterfit_seconds", "other_seconds")
+    rows += [(f"{r['n']:,}", *(f"{r[k]:.0f}" for k in keys)) for r in default["rows"]]
+    (out / "results_default_fits.rst").write_text(_table(rows, default))
+
+    colour = json.loads((ROOT / "benchmarks/results/colour.json").read_text())
+    rows = [("architecture", "fit seconds")]
+    rows += [(name, _spread(v)) for name, v in colour["fit_seconds"].items()]
+    (out / "results_colour_times.rst").write_text(_table(rows, colour))
+    fit = json.loads((ROOT / "benchmarks/results/colour_default_fit.json").read_text())
+    rows = [("images", "network", "fit (s)", "stages (s)", "linear probe")]
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in fit["stage_seconds"].items())
+    network = f"{fit['architecture']}, {fit['network_parameters']:,} parameters"
+    rows.append(
+        (
+            f"{fit['n_images']:,}",
+            network,
+            f"{fit['seconds']:.0f}",
+            stages,
+            f"{fit['linear_probe']:.3f}",
+        )
+    )
+    (out / "results_colour_default_fit.rst").write_text(_table(rows, fit))
+
+    predict = json.loads((ROOT / "benchmarks/results/predict.json").read_text())
+    rows = [("method", "cluster accuracy", "NMI")]
+    rows += [(m, *map(_spread, cell.values())) for m, cell in predict["scores"].items()]
+    (out / "results_predict.rst").write_text(_table(rows, predict))
+
     profile = json.loads((ROOT / "benchmarks/results/perf_profile.json").read_text())
     rows = [("operator", "self CPU (s)", "share", "calls")]
     for r in profile["top_operators"]:
@@ -169,6 +192,50 @@ def _result_tables():
             )
         )
     (out / "results_profile.rst").write_text(_table(rows, profile))
+
+
+def _slug(target: str) -> str:
+    """File-name part for a probe target: "fashion", "fashion_heldout", "colour_mnist"..."""
+    words = target.split()
+    colour = words[0] == "colour"
+    slug = words[int(colour)].lower().replace("-", "")
+    if "held-out" in target:
+        slug += "_heldout"
+    return f"colour_{slug}" if colour else slug
+
+
+def _loop_tables(out):
+    """Throughput of every side of perf_training.py, and the ratios it reports."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from perf_training import COMPARISONS, ratios
+
+    loop = json.loads((ROOT / "benchmarks/results/perf_training.json").read_text())
+    rows = [("stage", "side", "images/s: median (min-max over rounds)")]
+    for stage in ("training", "inference"):
+        for side, v in loop[f"{stage}_images_per_second"].items():
+            rows.append((stage, side, f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})"))
+    (out / "results_loop.rst").write_text(_table(rows, loop))
+    rows = [("stage", "ratio", "median", "range over rounds", "target")]
+    for stage, comparisons in COMPARISONS.items():
+        speeds = loop[f"{stage}_images_per_second"]
+        for side, baseline, target in comparisons:
+            found = ratios(speeds, side, baseline)
+            median = statistics.median(found)
+            verdict = (
+                ""
+                if target is None
+                else f">= {target}: " + ("met" if median >= target else "missed")
+            )
+            rows.append(
+                (
+                    stage,
+                    f"{side} / {baseline}",
+                    f"{median:.3f}",
+                    f"{min(found):.3f}-{max(found):.3f}",
+                    verdict,
+                )
+            )
+    (out / "results_loop_ratios.rst").write_text(_table(rows, loop))
 
 
 def _spread(values):
