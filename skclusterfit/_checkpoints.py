@@ -25,7 +25,9 @@ import torch
 
 FORMAT = 1
 # Parameters that do not change what a fit computes (on the CPU), and the
-# device, so that a fit checkpointed on a GPU may resume on a CPU and back.
+# device, so that a fit checkpointed on a GPU may resume on a CPU and back
+# (when "auto" chose the same network on both: the network it chose is part of
+# the fingerprint, and precision="auto" follows the device it resumes on).
 _IGNORED_PARAMS = (
     "checkpoint_dir",
     "device",
@@ -40,7 +42,7 @@ _IGNORED_PARAMS = (
 def fingerprint(params: dict, source, labels: np.ndarray | None) -> str:
     """A digest of the parameters, the images and the labels of a fit.
 
-    ``source`` is an image source (see ``_inputs``): arrays are hashed one image
+    ``source`` is an image source (see ``_sources``): arrays are hashed one image
     at a time; image files by their paths, sizes and modification times.
     ``labels`` are the class ids a supervised extractor learns (None for the
     other extractors, which never read ``y``). Every parameter must be one
@@ -85,7 +87,7 @@ def _built(architecture, params: dict):
     if isinstance(architecture, str):
         return architecture
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)  # the CPU's alone: the GPUs' are not forked
         return architecture(params["n_clusters"])
 
 
@@ -165,12 +167,16 @@ class Checkpoints:
         Created if missing.
     fingerprint : str
         Digest of the fit's data and parameters (see :func:`fingerprint`).
+    architecture : str
+        The network built, kept in the clear so that a refusal can say when it
+        alone differs (``architecture="auto"`` chooses by device).
     """
 
-    def __init__(self, folder, fingerprint: str):
+    def __init__(self, folder, fingerprint: str, architecture: str = ""):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.fingerprint = fingerprint
+        self.architecture = architecture
 
     def save(self, stage: str, state: dict) -> None:
         """Write ``state`` (tensors, numbers, strings, lists, dicts) atomically."""
@@ -180,6 +186,7 @@ class Checkpoints:
         record = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
+            "architecture": self.architecture,
             "sha256": hashlib.sha256(payload).hexdigest(),
             "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
         }
@@ -205,6 +212,14 @@ class Checkpoints:
             ) from None
         if not intact:
             raise ValueError(f"The checkpoint {path} is damaged: its checksum does not match.")
+        built = record.get("architecture", self.architecture)
+        if record["fingerprint"] != self.fingerprint and built != self.architecture:
+            raise ValueError(
+                f"The checkpoint {path} was written by a fit that built "
+                f"architecture={built!r}; this one builds {self.architecture!r} "
+                f"(architecture='auto' chooses by device). Pass architecture={built!r} "
+                f"to resume it, or use another checkpoint_dir."
+            )
         if record["format"] != FORMAT or record["fingerprint"] != self.fingerprint:
             raise ValueError(
                 f"The checkpoint {path} belongs to a fit with other data or parameters; "

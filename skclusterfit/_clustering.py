@@ -106,7 +106,14 @@ def cluster(
     """
     start = time.perf_counter()
     _check_finite(features)
-    prepared = _prepare(features, pca_components, l2_normalize, seed, folder, owned)
+    prepared = _prepare(
+        features,
+        pca_components=pca_components,
+        l2_normalize=l2_normalize,
+        seed=seed,
+        folder=folder,
+        owned=owned,
+    )
     # The features clustered are the package's own when prepared into a new array.
     owned = owned or prepared is not features
     features = prepared
@@ -156,7 +163,7 @@ def plan(clusterer, n_samples: int, n_clusters: int, seed: int):
 
 
 def _prepare(
-    features, pca_components, l2_normalize: bool, seed: int, folder, owned: bool
+    features, *, pca_components, l2_normalize: bool, seed: int, folder, owned: bool
 ) -> np.ndarray:
     """Whitened and/or L2-normalised float32 features, computed a chunk at a time.
 

@@ -91,8 +91,16 @@ def seeded(seed: int, device: torch.device):
     """
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        # Only the generators forked above: torch.manual_seed would also reseed
+        # every other GPU's, which fork_rng does not restore.
+        torch.default_generator.manual_seed(seed)
+        if devices:
+            torch.cuda.default_generators[_index(device)].manual_seed(seed)
         yield
+
+
+def _index(device: torch.device) -> int:
+    return torch.cuda.current_device() if device.index is None else device.index
 
 
 @contextlib.contextmanager

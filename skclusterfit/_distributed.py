@@ -57,6 +57,26 @@ def wrap(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(network, device_ids=ids)
 
 
+def run_on_main(function):
+    """``function()`` run on rank 0 alone, its result on every rank.
+
+    An exception raised there is raised on every rank, so that no rank waits
+    for ever for a result that will not come.
+    """
+    if not active():
+        return function()
+    result, error = None, None
+    if is_main():
+        try:
+            result = function()
+        except Exception as exc:  # handed to every rank, then raised
+            error = exc
+    result, error = broadcast((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
 def broadcast(obj):
     """Rank 0's ``obj`` (any picklable object) on every rank."""
     if not active():

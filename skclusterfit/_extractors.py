@@ -7,12 +7,15 @@ Whatever the kind of extractor, the result is an ``nn.Module`` mapping images
 - ``"supervised"``: a network trained on the labels ``y`` given to ``fit``;
 - ``"random"``: a randomly initialised network, the control for the others;
 - a torchvision model name: ImageNet weights read from the local torch cache;
-- an ``nn.Module`` or a callable: used as it is, frozen, on a copy.
+- an ``nn.Module``, or a method of one (such as a fitted network's
+  ``features``): a frozen copy of the module;
+- any other callable: called as it is on every batch.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import warnings
 from pathlib import Path
@@ -92,6 +95,8 @@ def fit_extractor(
         module = pretrained(extractor, source.shape[0], state)
     elif isinstance(extractor, nn.Module):
         module = copy.deepcopy(extractor)
+    elif inspect.ismethod(extractor) and isinstance(extractor.__self__, nn.Module):
+        module = _ModuleMethod(copy.deepcopy(extractor.__self__), extractor.__name__)
     else:
         module = _CallableExtractor(extractor)
     module.requires_grad_(False).eval().to(config.device)
@@ -106,6 +111,22 @@ def _pretext(extractor: str, source, labels, rotations_per_image) -> Targets | N
     if extractor == "supervised":
         return ClassIds(labels, accuracy_of="label")
     return None
+
+
+class _ModuleMethod(nn.Module):
+    """A method of a module (``network_.features``), with the module as a submodule.
+
+    So that, unlike a plain callable, the module is copied, frozen, moved to
+    the fit's device and pickled from the CPU like any other extractor.
+    """
+
+    def __init__(self, module: nn.Module, method: str):
+        super().__init__()
+        self.module = module
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.module, self.method)(x).flatten(1)
 
 
 class _CallableExtractor(nn.Module):

@@ -59,8 +59,9 @@ class Features(nn.Module):
 def resolve_architecture(architecture, image_shape, device: torch.device):
     """What ``architecture="auto"`` builds; other values are returned unchanged.
 
-    The compact CNN for images under 32 pixels a side, and on every device but
-    a GPU; ``"resnet18_small"`` for larger images on a GPU. On the CPU the
+    ``"resnet18_small"`` on a CUDA GPU for images with a height or a width of
+    32 pixels or more; the compact CNN otherwise, on every other device and
+    for smaller images. On the CPU the
     compact CNN trained many times faster than ResNet-18 on 32x32 colour
     images and gave better features at the same number of epochs
     (``benchmarks/bench_colour.py``).

@@ -63,15 +63,16 @@ def save(estimator, path) -> None:
                 f"save() stores models whose {name} is a string; this one's is "
                 f"{type(params[name]).__name__}, which is code. Use pickle or joblib."
             )
+    estimator.architecture_ = built_architecture(estimator)
     fitted = {name: getattr(estimator, name) for name in _JSON_ATTRIBUTES}
-    fitted["clusterer_"] = _encode("clusterer_", fitted["clusterer_"])
+    fitted["clusterer_"] = encode("clusterer_", fitted["clusterer_"])
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = estimator.feature_names_in_.tolist()
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": _version.__version__,
-        "params": json.dumps({k: _encode(k, v) for k, v in params.items()}),
+        "params": json.dumps({k: encode(k, v) for k, v in params.items()}),
         "fitted": json.dumps(fitted),
         "labels_": torch.from_numpy(estimator.labels_),
         "cluster_centers_": torch.from_numpy(np.ascontiguousarray(estimator.cluster_centers_)),
@@ -105,14 +106,14 @@ def load(path, estimator_class):
             UserWarning,
             stacklevel=2,
         )
-    params = {k: _decode(k, v) for k, v in json.loads(record["params"]).items()}
+    params = {k: decode(k, v) for k, v in json.loads(record["params"]).items()}
     estimator = estimator_class(**params)
     fitted = json.loads(record["fitted"])
     for name, value in fitted.items():
         if name == "feature_names_in_":
             value = np.asarray(value, dtype=object)
         elif name == "clusterer_":
-            value = _decode(name, value)
+            value = decode(name, value)
         elif isinstance(value, list) and name != "history_":
             value = tuple(value)
         setattr(estimator, name, value)
@@ -121,11 +122,7 @@ def load(path, estimator_class):
 
     height, width, channels = estimator.image_shape_
     shape = (channels, height, width)
-    if not hasattr(estimator, "architecture_"):
-        # Files written before architecture_ existed: "auto" chose by size alone.
-        cuda = torch.device("cuda")
-        estimator.architecture_ = resolve_architecture(params["architecture"], shape, cuda)
-    architecture = estimator.architecture_
+    architecture = estimator.architecture_ = built_architecture(estimator)
     blank = (np.zeros(channels), np.ones(channels))
     with torch.random.fork_rng(devices=[]):  # building a network draws random weights
         estimator.network_ = build_network(architecture, shape, estimator.n_clusters_, *blank)
@@ -179,6 +176,19 @@ def _read(path):
             ) from None
 
 
+def built_architecture(estimator) -> str:
+    """The network a fitted estimator built: ``architecture_``, or its old equivalent.
+
+    Models fitted before ``architecture_`` was recorded built what ``"auto"``
+    chose then, by size alone: the rule a GPU still follows.
+    """
+    if hasattr(estimator, "architecture_"):
+        return estimator.architecture_
+    height, width, channels = estimator.image_shape_
+    shape = (channels, height, width)
+    return resolve_architecture(estimator.architecture, shape, torch.device("cuda"))
+
+
 def _cpu_state(module: torch.nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
@@ -189,7 +199,7 @@ def _extractor_outputs(estimator) -> int:
     return extractor.network.head.out_features if isinstance(extractor, Features) else 0
 
 
-def _encode(name: str, value):
+def encode(name: str, value):
     """A parameter as JSON; scikit-learn clusterers by class and parameters."""
     if isinstance(value, (str, int, float, bool, type(None))):
         return value
@@ -200,7 +210,7 @@ def _encode(name: str, value):
     if isinstance(value, BaseEstimator) and type(value).__module__.startswith("sklearn."):
         return {
             "sklearn_estimator": f"{type(value).__module__}.{type(value).__qualname__}",
-            "params": {k: _encode(k, v) for k, v in value.get_params(deep=False).items()},
+            "params": {k: encode(k, v) for k, v in value.get_params(deep=False).items()},
         }
     raise TypeError(
         f"save() stores plain parameter values; {name}={value!r} is not one. "
@@ -208,7 +218,7 @@ def _encode(name: str, value):
     )
 
 
-def _decode(name: str, value):
+def decode(name: str, value):
     if isinstance(value, dict) and "tuple" in value:
         return tuple(value["tuple"])
     if isinstance(value, dict) and "sklearn_estimator" in value:
@@ -218,5 +228,5 @@ def _decode(name: str, value):
         cls = getattr(importlib.import_module(module_name), class_name)
         if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
             raise ValueError(f"{name}: {value['sklearn_estimator']} is not an estimator.")
-        return cls(**{k: _decode(k, v) for k, v in value["params"].items()})
+        return cls(**{k: decode(k, v) for k, v in value["params"].items()})
     return value

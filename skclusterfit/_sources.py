@@ -210,7 +210,7 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
         item = np.asarray(image)
     array = _as_hwc(item, where)
     if array.dtype == np.uint8:
-        # The same float32 arithmetic as ArrayImages.batch, so that the same
+        # The same float32 arithmetic as ArrayImages._read, so that the same
         # uint8 images give the same tensors from files, Datasets and arrays.
         out = np.array(array, dtype=np.float32)
         out *= 1.0 / 255.0

@@ -87,15 +87,21 @@ class Rotations(Targets):
             rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in self.turns])
             targets = torch.arange(len(self.turns), device=device)
             return rotated, targets.repeat_interleave(len(images))
-        # Each image's turns: the first per_image of a random order of the turns.
+        # Each image's turns: the first per_image of a random order of the turns,
+        # chosen on the CPU and sent to the device in one copy that no step waits for.
         draws = torch.rand((len(images), len(self.turns)), generator=generator)
         chosen = draws.argsort(dim=1)[:, : self.per_image]
-        parts, targets = [], []
-        for index, k in enumerate(self.turns):
-            rows = (chosen == index).any(dim=1).nonzero().flatten().to(device)
-            parts.append(torch.rot90(images[rows], k, dims=(2, 3)))
-            targets.append(torch.full((len(rows),), index, device=device))
-        return torch.cat(parts), torch.cat(targets)
+        rows = [
+            (chosen == index).any(dim=1).nonzero().flatten() for index in range(len(self.turns))
+        ]
+        counts = [len(r) for r in rows]
+        turn_ids = torch.arange(len(self.turns)).repeat_interleave(torch.tensor(counts))
+        rows_and_turns = to_device(torch.stack([torch.cat(rows), turn_ids]), device)
+        rotated = [
+            torch.rot90(images[r], k, dims=(2, 3))
+            for r, k in zip(rows_and_turns[0].split(counts), self.turns, strict=True)
+        ]
+        return torch.cat(rotated), rows_and_turns[1]
 
 
 class ClassIds(Targets):

@@ -181,17 +181,33 @@ def train(
     """
     network.to(config.device, memory_format=CHANNELS_LAST).train()
     model = distributed.wrap(network, config.device)
-    batch_size = min(config.batch_size, len(distributed.shard(targets.indices)))
-    steps = math.ceil(len(distributed.shard(targets.indices)) / batch_size)
+    n_local = len(distributed.shard(targets.indices))
+    if n_local < 2:
+        raise ValueError(
+            f"Stage {stage!r} has {n_local} image(s) to train on per process; batch "
+            f"normalisation needs at least 2 (fewer images than processes, or a "
+            f"clusterer that left nearly every image unassigned)."
+        )
+    batch_size = min(config.batch_size, n_local)
+    # A last batch of one image is skipped (see train_one_epoch): it is no step.
+    full, rest = divmod(n_local, batch_size)
+    steps = full + (rest >= 2)
     state = TrainState(network, config, steps, generator)
-    saved = distributed.broadcast(checkpoints.load(stage) if checkpoints is not None else None)
+    saved = distributed.run_on_main(lambda: checkpoints and checkpoints.load(stage))
     if saved is not None:
         state.load_state_dict(saved)
     weights = targets.sampling_weights() if config.balanced_sampling else None
     for epoch in range(state.epoch + 1, config.epochs + 1):
         order, augmenter = _epoch_plan(targets.indices, weights, generator)
         verbose = config.verbose if distributed.is_main() else 0
-        progress = _Progress(stage, epoch, config.epochs, steps, targets.accuracy_of, verbose)
+        progress = _Progress(
+            stage,
+            epoch=epoch,
+            epochs=config.epochs,
+            steps=steps,
+            accuracy_of=targets.accuracy_of,
+            verbose=verbose,
+        )
         record = train_one_epoch(
             model,
             state,
@@ -238,7 +254,9 @@ def train_one_epoch(
     """
     start = time.perf_counter()
     device = config.device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    # float64 where the device has it (not Apple's MPS), so long epochs sum exactly enough.
+    wide = torch.float64 if device.type in ("cpu", "cuda") else torch.float32
+    loss_sum = torch.zeros((), dtype=wide, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
     for indices, images in source.iter_batches(batch_size, order):
@@ -292,13 +310,14 @@ def infer(
     With ``shard=True`` inside a process group, each rank computes a block of
     the images and rank 0 gets all the outputs, in memory; the other ranks get
     None. All ranks must then call it together, so ``transform`` (which a
-    script may call on one rank only) does not shard. Otherwise, with ``out_file``, the outputs are
-    written batch by batch to that ``.npy`` file and returned memory-mapped,
-    so that they need not fit in memory.
+    script may call on one rank only) does not shard. Otherwise, with
+    ``out_file``, the outputs are written batch by batch to that ``.npy`` file
+    and returned memory-mapped, so that they need not fit in memory.
 
-    The output array is allocated once, when the first batch tells its
-    width; each batch's outputs are copied to it one batch late, so that the
-    device computes the next batch meanwhile.
+    The output array is allocated once, when the first batch tells its width.
+    On a GPU each batch's outputs are copied to pinned memory without waiting,
+    and written to the array only after the next batch has been queued, so
+    that the GPU computes while the host reads and converts images.
     """
     module.to(device, memory_format=CHANNELS_LAST).eval()
     n = len(source)
@@ -322,17 +341,38 @@ def infer(
                     if to_disk
                     else np.empty(shape, dtype=np.float32)
                 )
-            pending.append((indices - order[0], outputs))
+            pending.append((indices - order[0], *_start_copy(outputs)))
             while len(pending) > lag:
-                positions, done = pending.popleft()
-                out[positions] = done.float().cpu().numpy()
-        for positions, done in pending:
-            out[positions] = done.float().cpu().numpy()
+                _finish_copy(out, *pending.popleft())
+        while pending:
+            _finish_copy(out, *pending.popleft())
     if to_disk:
         out.flush()
         return out
     local = out[: len(rows)]
     return distributed.gather_blocks(local, n) if shard else local
+
+
+def _start_copy(outputs: torch.Tensor):
+    """``outputs`` as float32 on the host, and the event after which they are there.
+
+    On the CPU they are there at once (the event is None); from a GPU the copy
+    goes to pinned memory without waiting for it.
+    """
+    outputs = outputs.float()
+    if outputs.device.type != "cuda":
+        return outputs, None
+    host = torch.empty(outputs.shape, dtype=torch.float32, pin_memory=True)
+    host.copy_(outputs, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return host, event
+
+
+def _finish_copy(out: np.ndarray, positions: np.ndarray, host: torch.Tensor, event) -> None:
+    if event is not None:
+        event.synchronize()
+    out[positions] = host.numpy()
 
 
 def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> torch.Tensor:
@@ -346,7 +386,7 @@ def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> tor
     if level == "none":
         return images
     n, _, height, width = images.shape
-    draws = torch.rand((n, 6), generator=generator).to(images.device)
+    draws = to_device(torch.rand((n, 6), generator=generator), images.device)
     flip = torch.where(draws[:, 0] < 0.5, -1.0, 1.0)
     if level == "light":
         scale_x = scale_y = torch.ones(n, device=images.device)
@@ -368,7 +408,7 @@ def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> tor
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if level == "strong":
-        jitter = torch.rand((n, 2), generator=generator).to(images.device)
+        jitter = to_device(torch.rand((n, 2), generator=generator), images.device)
         contrast = (0.6 + 0.8 * jitter[:, 0]).view(-1, 1, 1, 1)
         brightness = (0.8 * jitter[:, 1] - 0.4).view(-1, 1, 1, 1)
         mean = out.mean(dim=(1, 2, 3), keepdim=True)
@@ -411,7 +451,7 @@ class _Progress:
     width = 30
 
     def __init__(
-        self, stage: str, epoch: int, epochs: int, steps: int, accuracy_of: str, verbose: int
+        self, stage: str, *, epoch: int, epochs: int, steps: int, accuracy_of: str, verbose: int
     ):
         self.label = f"{stage} epoch {epoch}/{epochs}"
         self.accuracy_of = accuracy_of

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
+import json
 import os
 import sys
 import tempfile
@@ -111,7 +113,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         The network trained for N_cf (and for trained extractors):
         ``"cnn"``, a compact four-block CNN; ``"resnet18_small"``, ResNet-18
         with a stride-1 stem and no max-pool; ``"auto"``, ``"resnet18_small"``
-        for images of 32 pixels a side or more on a GPU and ``"cnn"``
+        on a CUDA GPU for images 32 pixels high or wide or more, and ``"cnn"``
         otherwise (on the CPU the compact CNN was many times faster on 32x32
         colour images and its features better, see the Benchmarks page;
         ``architecture_`` says which was built); any torchvision model name,
@@ -437,7 +439,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         params = {**self.get_params(deep=False), "architecture": architecture}
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
-            checkpoints = Checkpoints(self.checkpoint_dir, fingerprint(params, source, labels))
+            digest = fingerprint(params, source, labels)
+            built = architecture if isinstance(architecture, str) else ""
+            checkpoints = Checkpoints(self.checkpoint_dir, digest, built)
         stats = source.channel_stats()
         with torch_threads(self.n_jobs):
             with seeded(seeds[0], device):
@@ -454,7 +458,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     checkpoints=checkpoints,
                 )
             self._say(f"extractor: {n_embedding} features per image")
-            clustering = self._clustering_stage(extractor, source, device, seeds[1], checkpoints)
+            clustering = self._clustering_stage(
+                extractor, source, device=device, seed=seeds[1], checkpoints=checkpoints
+            )
             with seeded(seeds[2], device):
                 n_found = clustering.n_clusters
                 network = build_network(architecture, source.shape, n_found, *stats)
@@ -477,17 +483,18 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.history_ = history
         self._extractor_n_features = n_embedding
 
-    def _clustering_stage(self, extractor, source, device, seed: int, checkpoints) -> Clustering:
+    def _clustering_stage(self, extractor, source, *, device, seed: int, checkpoints) -> Clustering:
         """Stage 2: embed and cluster, or restore the clusters of an interrupted fit.
 
         A restored clustering skips the embedding too. Under ``torch.distributed``
         every rank embeds its block, rank 0 gathers the blocks and clusters, and
         every rank gets the result.
         """
-        saved = checkpoints.load("clustering") if checkpoints is not None else None
-        saved = distributed.broadcast(saved)
+        saved = distributed.run_on_main(lambda: checkpoints and checkpoints.load("clustering"))
         if saved is not None:
             method = plan(self.clusterer, len(source), self.n_clusters, seed)
+            if saved.get("method"):  # as it ran, whatever is installed now
+                method = _persistence.decode("clusterer_", json.loads(saved["method"]))
             clustering = Clustering(saved["labels"].numpy(), saved["centers"].numpy(), method, 0.0)
             self._say(f"clustering: {clustering.n_clusters} clusters restored from checkpoint")
             return clustering
@@ -500,28 +507,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 shard=True,
                 out_file=None if scratch is None else scratch / "embeddings.npy",
             )
-            clustering = None
-            if distributed.is_main():
-                clustering = cluster(
-                    embeddings,
-                    n_clusters=self.n_clusters,
-                    clusterer=self.clusterer,
-                    pca_components=self.pca_components,
-                    l2_normalize=self.l2_normalize,
-                    seed=seed,
-                    folder=scratch,
-                    owned=True,
+            clustering = distributed.run_on_main(
+                functools.partial(
+                    self._cluster, embeddings, seed=seed, folder=scratch, checkpoints=checkpoints
                 )
-            del embeddings  # the clusters are all that later stages need
-        if checkpoints is not None:
-            checkpoints.save(
-                "clustering",
-                {
-                    "labels": torch.from_numpy(clustering.labels),
-                    "centers": torch.from_numpy(clustering.centers),
-                },
             )
-        clustering = distributed.broadcast(clustering)
+            del embeddings  # the clusters are all that later stages need
         fitted_on = ""
         if clustering.n_fitted is not None and clustering.n_fitted < len(clustering.labels):
             fitted_on = f", fitted on {clustering.n_fitted} of {len(clustering.labels)} images"
@@ -531,12 +522,39 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         )
         return clustering
 
+    def _cluster(self, embeddings, *, seed: int, folder, checkpoints) -> Clustering:
+        """Cluster the embeddings (rank 0 alone) and checkpoint the result."""
+        clustering = cluster(
+            embeddings,
+            n_clusters=self.n_clusters,
+            clusterer=self.clusterer,
+            pca_components=self.pca_components,
+            l2_normalize=self.l2_normalize,
+            seed=seed,
+            folder=folder,
+            owned=True,
+        )
+        if checkpoints is not None:
+            try:
+                method = json.dumps(_persistence.encode("clusterer_", clustering.method))
+            except TypeError:  # a clusterer that is not scikit-learn's: planned again
+                method = ""
+            checkpoints.save(
+                "clustering",
+                {
+                    "labels": torch.from_numpy(clustering.labels),
+                    "centers": torch.from_numpy(clustering.centers),
+                    "method": method,
+                },
+            )
+        return clustering
+
     def _learned_state(self) -> dict:
         """Every attribute ``fit`` sets (trailing underscore, or private and fitted)."""
         return {
             name: value
             for name, value in vars(self).items()
-            if name.endswith("_") and not name.startswith("__") or name == "_extractor_n_features"
+            if (name.endswith("_") and not name.startswith("__")) or name == "_extractor_n_features"
         }
 
     def _set_learned_state(self, state: dict) -> None:
@@ -616,7 +634,6 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _infer(self, X, module) -> np.ndarray:
         """Outputs of ``module`` on the images ``X``, checked against the fitted layout."""
-        check_is_fitted(self)
         source = check_images(self, X, reset=False)
         with torch_threads(self.n_jobs):
             return infer(

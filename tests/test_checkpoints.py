@@ -285,3 +285,31 @@ def test_checkpoints_that_cannot_be_read_are_not_called_damaged(small_digits, ti
         warnings.simplefilter("error")  # no warning from torch on the way
         with pytest.raises(ValueError, match=r"rotnet\.pt is damaged and cannot be read"):
             ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+
+
+def test_a_checkpoint_of_another_auto_network_says_so(rng, tiny, tmp_path, monkeypatch):
+    # architecture="auto" builds resnet18_small for 32x32 images on a GPU and the
+    # compact CNN on the CPU: resuming one on the other is refused, naming both.
+    import skclusterfit._transformer as transformer
+
+    X = rng.randint(0, 256, (60, 32, 32, 3)).astype(np.uint8)
+    params = {**tiny, "n_clusters": 3, "checkpoint_dir": tmp_path}
+    ClusterFitTransformer(**params).fit(X)
+    monkeypatch.setattr(transformer, "resolve_architecture", lambda *args: "resnet18_small")
+    with pytest.raises(ValueError, match="built architecture='cnn'.*Pass architecture='cnn'"):
+        ClusterFitTransformer(**params).fit(X)
+
+
+def test_a_restored_clustering_reports_the_clusterer_that_ran(digits, tiny, tmp_path, monkeypatch):
+    # "auto" picks faiss for 1,797 images in 5 clusters when faiss is installed;
+    # a resume reports what ran, whatever is installed when it resumes.
+    import importlib.util
+
+    pytest.importorskip("faiss")
+    X, _ = digits
+    first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    assert first.clusterer_ == "faiss"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    again = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    assert again.clusterer_ == "faiss"
+    np.testing.assert_array_equal(again.labels_, first.labels_)

@@ -119,12 +119,25 @@ if dist.get_rank() == 0:
     assert np.array_equal(gathered, rows), gathered
 else:
     assert gathered is None, "only rank 0 clusters, so only it holds every row"
+assert distributed.run_on_main(lambda: dist.get_rank() + 10) == 10
+
+
+def clustering_fails():
+    raise ValueError("no cluster")
+
+
+try:  # an error on rank 0 alone reaches every rank, which would otherwise wait for ever
+    distributed.run_on_main(clustering_fails)
+except ValueError as error:
+    assert str(error) == "no cluster"
+else:
+    raise AssertionError("run_on_main did not raise")
 print(f"rank {dist.get_rank()} ok", flush=True)
 dist.destroy_process_group()
 """
 
 
-def test_the_features_are_gathered_on_rank_0_only(tmp_path):
+def test_rank_0_gathers_the_features_and_hands_out_results_and_errors(tmp_path):
     script = tmp_path / "gather.py"
     script.write_text(GATHER_SCRIPT)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]

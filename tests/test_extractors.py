@@ -71,6 +71,12 @@ def test_a_fitted_network_is_the_extractor_of_a_next_round(small_digits, tiny):
     for key, value in first.network_.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert second.network_ is not first.network_
+    # The extractor holds a frozen copy of the network as a submodule, so that it
+    # moves to the fit's device and pickles from the CPU like a module would.
+    copied = list(second.extractor_.modules())
+    assert first.network_ not in copied and any(type(m) is type(first.network_) for m in copied)
+    assert not any(p.requires_grad for p in second.extractor_.parameters())
+    assert first.network_.head.weight.requires_grad
 
 
 @pytest.mark.parametrize(
