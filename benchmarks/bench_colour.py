@@ -165,7 +165,9 @@ def markdown(record):
         f"D_cf: the first {record['n_images']} colour Fashion-MNIST training images; seeds "
         f"{record['seeds']}; RotNet {record['epochs'][0]} epochs, N_cf "
         f"{record['epochs'][1]} epochs, K={record['n_clusters']}, other settings the "
-        "package's defaults. Fit time in seconds and accuracy: mean (min-max over seeds)."
+        "package's defaults. Fit time in seconds and accuracy: mean (min-max over seeds). "
+        "Both architectures' fits ran in turn on the same machine, so their times compare "
+        "with each other; their absolute values depend on what else ran then."
     )
     times = [[name, common.spread(v)] for name, v in record["fit_seconds"].items()]
     return "\n".join(
