@@ -78,7 +78,12 @@ def header() -> dict:
 
 
 def markdown_header(title: str, record: dict) -> list[str]:
-    """The first lines of a results file: title, date, command, machine, versions."""
+    """The first lines of a results file: title, date, command, machine, versions.
+
+    A ``notes`` field, where a record has one, says under what settings the run
+    differs from what the command gives today (defaults changed since).
+    """
+    notes = [f"Note: {record['notes']}", ""] if record.get("notes") else []
     return [
         f"# {title} ({record['date']})",
         "",
@@ -86,6 +91,7 @@ def markdown_header(title: str, record: dict) -> list[str]:
         f"Machine: {record['machine']}  ",
         f"Versions: {record['versions']}",
         "",
+        *notes,
     ]
 
 
