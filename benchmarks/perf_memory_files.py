@@ -90,7 +90,7 @@ print(json.dumps({
     "n": n, "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak,
     "clustering_peak_above_start_mb": peaks[3],
     "clustering_arrays_peak_mb": peaks[1],
-    "feature_width": width, "clusterer": repr(cf.clusterer_),
+    "feature_width": width, "clusterer": str(cf.clusterer_),
 }))
 """
 

@@ -56,7 +56,7 @@ print(json.dumps({
     "clusterfit_seconds": stage["clusterfit"],
     "other_seconds": total - stage["rotnet"] - stage["clusterfit"],
     "rss_before_mb": before, "peak_rss_mb": rss_mb("VmHWM"),
-    "data_mb": X.nbytes / 1e6, "clusterer": repr(cf.clusterer_),
+    "data_mb": X.nbytes / 1e6, "clusterer": str(cf.clusterer_),
 }))
 """
 

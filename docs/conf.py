@@ -259,6 +259,8 @@ def _table(rows, record):
         f"Command ``{record['command']}``, run on {record['date']}; machine: "
         f"{record['machine']}; versions: {record['versions']}."
     )
+    if record.get("notes"):
+        source += f" Note: {record['notes']}"
     return "\n".join(lines) + "\n\n" + source + "\n"
 
 
