@@ -148,4 +148,5 @@ def test_rank_0_gathers_the_features_and_hands_out_results_and_errors(tmp_path):
     }
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(result.stdout.split("\n"))[-2:] == ["rank 0 ok", "rank 1 ok"]
+    # Both ranks print at the same moment, so their lines may interleave.
+    assert "rank 0 ok" in result.stdout and "rank 1 ok" in result.stdout
