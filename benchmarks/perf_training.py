@@ -217,9 +217,12 @@ def inference_sides(images, device) -> tuple[dict, ClusterFitTransformer]:
     cf = ClusterFitTransformer(
         n_clusters=10, max_epochs=1, extractor_epochs=1, random_state=0, device=str(device)
     ).fit(flat[:1000])
-    # Both sides compute the same features.
+    # Both sides compute the same features: exactly on the CPU; on a GPU, cuDNN
+    # may pick other convolution algorithms (and TF32) for other batch shapes.
     np.testing.assert_allclose(
-        cf.transform(flat[:256]), bare_inference(cf.network_, images[:256], device), atol=1e-4
+        cf.transform(flat[:256]),
+        bare_inference(cf.network_, images[:256], device),
+        atol=1e-4 if device.type == "cpu" else 1e-2,
     )
     sides = {
         "package": lambda r: cf.transform(flat),
@@ -254,7 +257,7 @@ def main():
     parser = common.arguments(__doc__)
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     args = parser.parse_args()
-    n, rounds = (2_000, 2) if args.quick else (10_000, 5)
+    n, rounds = (2_000, 2) if args.quick else (10_000 if args.device == "cpu" else 30_000, 5)
     stem = "perf_training" if args.device == "cpu" else f"perf_training_{args.device}"
     common.save(stem, args.quick, measure(n, rounds, torch.device(args.device)), markdown)
 

@@ -88,6 +88,7 @@ def _result_tables():
     (out / "results_clustering.rst").write_text(_table(rows, clustering))
 
     _loop_tables(out)
+    _gpu_tables(out)
     scaling = json.loads((ROOT / "benchmarks/results/perf_scaling.json").read_text())
     rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)", "peak RSS above start (MB)")]
     for r in scaling["rows"]:
@@ -241,6 +242,46 @@ def _loop_tables(out):
 def _spread(values):
     """Mean (min-max) of the values of one cell."""
     return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _gpu_tables(out):
+    """The fits and loop ratios that gpu_check.py measured on a GPU."""
+    record = json.loads((ROOT / "benchmarks/results/gpu_check.json").read_text())
+    rows = [("images", "network", "precision", "fit (s)", "stages (s)", "linear probe")]
+    for name, r in record["sections"].items():
+        if not name.startswith(("fit_", "colour_")) or "seconds" not in r:
+            continue
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
+        rows.append(
+            (
+                f"{r['n_images']:,}" + (" colour 32x32" if name.startswith("colour_") else ""),
+                r.get("architecture", "cnn"),  # runs before the field was recorded: "auto" = cnn
+                r["params"].get("precision", "auto"),
+                f"{r['seconds']:.0f}",
+                stages,
+                f"{r['linear_probe']:.3f}" if "linear_probe" in r else "",
+            )
+        )
+    source = dict(record, notes=f"{record.get('notes', '')} Device: {record['device']}.".strip())
+    (out / "results_gpu_fits.rst").write_text(_table(rows, source))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from perf_training import ratios
+
+    loop = record["sections"]["throughput"]
+    rows = [("stage", "ratio", "median", "range over rounds")]
+    for stage, pairs in loop["ratios"].items():
+        speeds = loop[f"{stage}_images_per_second"]
+        for pair in pairs:
+            found = ratios(speeds, *pair.split(" / "))
+            rows.append(
+                (
+                    stage,
+                    pair,
+                    f"{statistics.median(found):.3f}",
+                    f"{min(found):.3f}-{max(found):.3f}",
+                )
+            )
+    (out / "results_gpu_loop.rst").write_text(_table(rows, source))
 
 
 def _table(rows, record):
