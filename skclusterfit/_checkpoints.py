@@ -34,6 +34,7 @@ _IGNORED_PARAMS = (
     "verbose",
     "n_jobs",
     "feature_layer",
+    "feature_stages",
     "num_workers",
     "features_dir",
 )

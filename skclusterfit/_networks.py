@@ -10,6 +10,8 @@ by the identity, so ``features`` returns exactly what the head sees.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -54,6 +56,120 @@ class Features(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network.features(x)
+
+
+class MultiScale(nn.Module):
+    """A features module's output with the pooled outputs of earlier stages before it.
+
+    A stage is a stretch of the network at one spatial size; its output is
+    what the last layer of that stretch returns, averaged over space. The
+    output is ``[stage s-k+1, ..., stage s-1, module output]`` for
+    ``stages=k``: the module's own output stands for the last stage, whose
+    pooled output it is (or, as in the compact CNN, nearly is). The stages
+    are found by running the module once on two blank images, so any network
+    made of ``nn.Module`` layers works, built-in, torchvision or a user's.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Maps images (N, C, H, W) to features (N, d).
+    image_shape : tuple of int
+        (C, H, W) of the images.
+    stages : int
+        How many stages, counting the last; 1 returns the module's output.
+    what : str
+        Name of the network in error messages.
+    """
+
+    def __init__(self, module: nn.Module, image_shape, stages: int, what: str):
+        super().__init__()
+        self.module = module
+        self.taps: list = []
+        if stages > 1:
+            found = stage_outputs(module, image_shape)
+            if stages - 1 > len(found):
+                raise ValueError(
+                    f"feature_stages={stages}, but the {what} network has {len(found) + 1} "
+                    f"stages (runs of layers at one spatial size) on "
+                    f"{image_shape[1]}x{image_shape[2]} images."
+                )
+            self.taps = found[len(found) - (stages - 1) :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.taps:
+            return self.module(x).flatten(1)
+        wanted = dict.fromkeys(self.taps)
+        calls: dict = {}
+        # The hooks live for one call only, so the network itself never keeps
+        # them (it is pickled and saved without them).
+        handles = [
+            self.module.get_submodule(name).register_forward_hook(_tap(name, calls, wanted))
+            for name in {name for name, _ in self.taps}
+        ]
+        try:
+            final = self.module(x).flatten(1)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return torch.cat([*wanted.values(), final.float()], dim=1)
+
+
+def _tap(name: str, calls: dict, wanted: dict):
+    """Forward hook keeping the spatial mean of the wanted calls of layer ``name``."""
+
+    def hook(module, inputs, output):
+        call = (name, calls.get(name, 0))
+        calls[name] = call[1] + 1
+        if call in wanted:
+            # Pooled at once: a later in-place layer may overwrite ``output``.
+            wanted[call] = output.float().mean(dim=(2, 3))
+
+    return hook
+
+
+def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
+    """``(layer name, call number)`` of the last layer call of each stage but the last.
+
+    Layers are the modules without children, in the order they run on two
+    blank images; a stage is a run of consecutive calls returning feature maps
+    of one spatial size, 1x1 maps left out. The last run (what the module's
+    own output pools) is left out too.
+    """
+    calls: list = []
+    count: dict = {}
+
+    def record(name):
+        def hook(layer, inputs, output):
+            number = count.get(name, 0)
+            count[name] = number + 1
+            if isinstance(output, torch.Tensor) and output.ndim == 4:
+                calls.append((name, number, tuple(output.shape[2:])))
+
+        return hook
+
+    handles = [
+        layer.register_forward_hook(record(name))
+        for name, layer in module.named_modules()
+        if not any(True for _ in layer.children())
+    ]
+    device = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(torch.zeros((2, *image_shape), device=device))
+    finally:
+        module.train(was_training)
+        for handle in handles:
+            handle.remove()
+    # 1x1 maps (global pooling, squeeze-and-excitation gates) are not stages.
+    maps = [call for call in calls if call[2] != (1, 1)]
+    ends = [
+        (name, number)
+        for i, (name, number, size) in enumerate(maps)
+        if i + 1 == len(maps) or maps[i + 1][2] != size
+    ]
+    return ends[:-1]
 
 
 def resolve_architecture(architecture, image_shape, device: torch.device):
