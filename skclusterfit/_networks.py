@@ -132,8 +132,11 @@ def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
 
     Layers are the modules without children, in the order they run on two
     blank images; a stage is a run of consecutive calls returning feature maps
-    of one spatial size, 1x1 maps left out. The last run (what the module's
-    own output pools) is left out too.
+    of one spatial size. 1x1 maps between larger ones (squeeze-and-excitation
+    gates) belong to no stage; 1x1 maps at the end are a stage only if a layer
+    with weights computes there (the compact CNN on small images), otherwise
+    they are the global pooling. The last stage is what the module's own
+    output pools, so it is left out.
     """
     calls: list = []
     count: dict = {}
@@ -143,7 +146,8 @@ def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
             number = count.get(name, 0)
             count[name] = number + 1
             if isinstance(output, torch.Tensor) and output.ndim == 4:
-                calls.append((name, number, tuple(output.shape[2:])))
+                weighted = any(True for _ in layer.parameters())
+                calls.append((name, number, tuple(output.shape[2:]), weighted))
 
         return hook
 
@@ -162,11 +166,14 @@ def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
         module.train(was_training)
         for handle in handles:
             handle.remove()
-    # 1x1 maps (global pooling, squeeze-and-excitation gates) are not stages.
-    maps = [call for call in calls if call[2] != (1, 1)]
+    last_larger = max((i for i, c in enumerate(calls) if c[2] != (1, 1)), default=-1)
+    tail = calls[last_larger + 1 :]
+    maps = [c for c in calls[: last_larger + 1] if c[2] != (1, 1)]
+    if any(weighted for *_, weighted in tail):
+        maps += tail
     ends = [
         (name, number)
-        for i, (name, number, size) in enumerate(maps)
+        for i, (name, number, size, _) in enumerate(maps)
         if i + 1 == len(maps) or maps[i + 1][2] != size
     ]
     return ends[:-1]

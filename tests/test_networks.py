@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._networks import build_network, resolve_architecture
+from skclusterfit._networks import (
+    Features,
+    MultiScale,
+    build_network,
+    resolve_architecture,
+    stage_outputs,
+)
 from skclusterfit._targets import ClassIds, Rotations
 from skclusterfit._training import _epoch_order, augment
 
@@ -116,3 +122,77 @@ def test_balanced_sampling_draws_clusters_equally():
     )
     counts = np.bincount(labels[order], minlength=3)
     assert np.all(np.abs(counts - 333) < 60), counts
+
+
+def _pooled(module, x):
+    return module(x).mean(dim=(2, 3))
+
+
+def test_stages_of_the_compact_cnn_are_its_blocks():
+    net = build_network("cnn", (1, 28, 28), 7, [0.5], [0.25]).eval()
+    features = Features(net)
+    # Blocks at 28, 14 and 7 pixels; the fourth (3x3) is what the features pool.
+    assert stage_outputs(features, (1, 28, 28)) == [
+        ("network.body.2", 0),
+        ("network.body.6", 0),
+        ("network.body.10", 0),
+    ]
+    x = torch.rand((3, 1, 28, 28))
+    standardised = (x - net.mean) / net.std
+    with torch.no_grad():
+        out = MultiScale(features, (1, 28, 28), 3, "N_cf")(x)
+        expected = torch.cat(
+            [
+                _pooled(net.body[:7], standardised),  # 64 channels at 14x14
+                _pooled(net.body[:11], standardised),  # 128 channels at 7x7
+                features(x),
+            ],
+            dim=1,
+        )
+    assert out.shape == (3, 64 + 128 + 256)
+    torch.testing.assert_close(out, expected)
+
+
+def test_stages_of_a_resnet_are_its_layer_groups():
+    net = build_network("resnet18_small", (3, 32, 32), 7, [0.5] * 3, [0.25] * 3).eval()
+    body = net.body
+    x = torch.rand((2, 3, 32, 32))
+    with torch.no_grad():
+        out = MultiScale(Features(net), (3, 32, 32), 4, "N_cf")(x)
+        h = body.relu(body.bn1(body.conv1((x - net.mean) / net.std)))
+        groups = []
+        for layer in (body.layer1, body.layer2, body.layer3):
+            h = layer(h)
+            groups.append(h.mean(dim=(2, 3)))
+        expected = torch.cat([*groups, net.features(x)], dim=1)
+    assert out.shape == (2, 64 + 128 + 256 + 512)
+    torch.testing.assert_close(out, expected)
+
+
+def test_stages_skip_1x1_gates_and_end_at_each_spatial_size():
+    # MobileNetV3 multiplies its maps by 1x1 squeeze-and-excitation gates
+    # inside a stage; they must not split it.
+    net = build_network("mobilenet_v3_small", (3, 64, 64), 7, [0.5] * 3, [0.25] * 3).eval()
+    features = Features(net)
+    sizes = []
+    hooks = [
+        layer.register_forward_hook(lambda m, i, o: sizes.append(o.shape[2:]))
+        for _, layer in features.named_modules()
+        if not any(True for _ in layer.children())
+    ]
+    with torch.no_grad():
+        features(torch.zeros((2, 3, 64, 64)))
+    for hook in hooks:
+        hook.remove()
+    distinct = {tuple(s) for s in sizes if len(s) == 2 and tuple(s) != (1, 1)}
+    assert len(stage_outputs(features, (3, 64, 64))) == len(distinct) - 1
+
+
+def test_stages_leave_no_hooks_behind_and_refuse_too_many():
+    net = build_network("cnn", (1, 8, 8), 7, [0.5], [0.25])
+    multi = MultiScale(Features(net), (1, 8, 8), 4, "N_cf")
+    # Blocks at 8, 4 and 2 pixels before the last, which computes at 1x1.
+    assert multi(torch.rand((2, 1, 8, 8))).shape == (2, 32 + 64 + 128 + 256)
+    assert not any(m._forward_hooks for m in net.modules())
+    with pytest.raises(ValueError, match="feature_stages=5, but the N_cf network has 4 stages"):
+        MultiScale(Features(net), (1, 8, 8), 5, "N_cf")

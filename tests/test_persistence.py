@@ -21,8 +21,9 @@ from skclusterfit import ClusterFitTransformer, _persistence
         dict(),
         dict(extractor="random", architecture="resnet18_small", feature_layer="extractor"),
         dict(clusterer=AgglomerativeClustering(), image_shape=(8, 8), feature_layer="logits"),
+        dict(feature_stages=3),
     ],
-    ids=["rotnet", "random-resnet", "sklearn-clusterer"],
+    ids=["rotnet", "random-resnet", "sklearn-clusterer", "three-stages"],
 )
 def test_load_gives_identical_transform(small_digits, tiny, tmp_path, options):
     X, _ = small_digits

@@ -336,3 +336,39 @@ def test_predict_before_fit_says_not_fitted(small_digits):
     X, _ = small_digits
     with pytest.raises(NotFittedError):
         ClusterFitTransformer().predict(X)
+
+
+@pytest.mark.parametrize("layer", ["features", "extractor"])
+def test_feature_stages_add_earlier_stages_before_the_features(small_digits, tiny, layer):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, feature_layer=layer).fit(X)
+    one = cf.transform(X[:9])
+    # 8x8 digits: blocks at 8, 4 and 2 pixels (32, 64 and 128 channels) before the last.
+    for stages, width in [(2, 128 + 256), (3, 64 + 128 + 256), (4, 32 + 64 + 128 + 256)]:
+        more = cf.set_params(feature_stages=stages).transform(X[:9])
+        assert more.shape == (9, width) and more.dtype == np.float32
+        np.testing.assert_allclose(more[:, -256:], one, rtol=1e-5, atol=1e-6)
+        assert len(cf.get_feature_names_out()) == width
+    with pytest.raises(ValueError, match="feature_stages=5, but the .* has 4 stages"):
+        cf.set_params(feature_stages=5).transform(X[:2])
+    # No hooks left on the fitted networks: they pickle and transform as before.
+    cf.set_params(feature_stages=1)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(cf)).transform(X[:9]), one)
+
+
+def test_feature_stages_do_not_change_logits_or_the_fit(small_digits, tiny):
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny).fit(X)
+    second = ClusterFitTransformer(**tiny, feature_stages=3).fit(X)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    first.set_params(feature_layer="logits")
+    second.set_params(feature_layer="logits")
+    np.testing.assert_array_equal(first.transform(X[:9]), second.transform(X[:9]))
+    assert len(second.get_feature_names_out()) == 5
+
+
+def test_feature_stages_of_a_function_extractor_are_refused(small_digits, tiny):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, extractor=lambda x: x.flatten(1)).fit(X)
+    with pytest.raises(ValueError, match="extractor network has 1 stages"):
+        cf.set_params(feature_layer="extractor", feature_stages=2).transform(X[:2])
