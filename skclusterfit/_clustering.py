@@ -174,10 +174,17 @@ def _prepare(
         return features if folder is not None else np.asarray(features, dtype=np.float32)
     n_samples, width = features.shape
     pca = None
-    if pca_components is not None:
-        sample = _sample(features, PCA_MAX_SAMPLES, seed)
-        pca = PCA(min(pca_components, *sample.shape), whiten=True, random_state=seed)
-        pca.fit(sample)
+    sample = None if pca_components is None else _sample(features, PCA_MAX_SAMPLES, seed)
+    # Features of no variance (identical images) have no directions to whiten.
+    if sample is not None and np.ptp(sample, axis=0).any():
+        # Whitening divides by each direction's spread: directions of (almost)
+        # none, as n images have beyond n - 1, would blow noise up.
+        components = max(min(pca_components, sample.shape[1], sample.shape[0] - 1), 1)
+        pca = PCA(components, whiten=True, random_state=seed).fit(sample)
+        spread = pca.explained_variance_
+        kept = max(int(np.sum(spread > spread[0] * 1e-6)), 1)
+        if kept < components:
+            pca = PCA(kept, whiten=True, random_state=seed).fit(sample)
         width = pca.n_components_
     if pca is None and owned and features.dtype == np.float32:
         out = features

@@ -76,24 +76,17 @@ class MultiScale(nn.Module):
     image_shape : tuple of int
         (C, H, W) of the images.
     stages : int
-        How many stages, counting the last; 1 returns the module's output.
-    what : str
-        Name of the network in error messages.
+        How many stages at most, counting the last (a network with fewer gives
+        all it has); 1 returns the module's output.
     """
 
-    def __init__(self, module: nn.Module, image_shape, stages: int, what: str):
+    def __init__(self, module: nn.Module, image_shape, stages: int):
         super().__init__()
         self.module = module
         self.taps: list = []
         if stages > 1:
             found = stage_outputs(module, image_shape)
-            if stages - 1 > len(found):
-                raise ValueError(
-                    f"feature_stages={stages}, but the {what} network has {len(found) + 1} "
-                    f"stages (runs of layers at one spatial size) on "
-                    f"{image_shape[1]}x{image_shape[2]} images."
-                )
-            self.taps = found[len(found) - (stages - 1) :]
+            self.taps = found[max(len(found) - (stages - 1), 0) :]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.taps:

@@ -83,7 +83,10 @@ def test_clusterer_instance_is_cloned_and_given_n_clusters(small_digits, tiny):
 def test_unassigned_samples_are_left_out_of_training(small_digits, tiny):
     X, _ = small_digits
     cf = ClusterFitTransformer(
-        **tiny, extractor=lambda x: x.flatten(1), clusterer=DBSCAN(eps=0.5, min_samples=5)
+        **tiny,
+        extractor=lambda x: x.flatten(1),
+        clusterer=DBSCAN(eps=0.5, min_samples=5),
+        pca_components=None,  # eps is on the scale of the pixels, not whitened ones
     )
     with pytest.warns(UserWarning, match="unassigned"):
         cf.fit(X)

@@ -70,7 +70,7 @@ def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path):
     # The fitted model works in this ordinary process, from the pickle or the file.
     X = datasets.load_digits().data[:50]
     features = first.transform(X)
-    assert features.shape == (50, 256) and np.isfinite(features).all()
+    assert features.shape == (50, 64 + 128 + 256) and np.isfinite(features).all()
     np.testing.assert_array_equal(load(tmp_path / "model.pt").transform(X), features)
 
 

@@ -37,7 +37,7 @@ def test_default_fit_runs_every_stage_on_the_gpu(small_digits, on_gpu):
     cf = ClusterFitTransformer(**on_gpu).fit(X)
     assert _device_of(cf.network_) == "cuda" and _device_of(cf.extractor_) == "cuda"
     features = cf.transform(X)
-    assert features.shape == (300, 256) and np.isfinite(features).all()
+    assert features.shape == (300, 64 + 128 + 256) and np.isfinite(features).all()
     assert set(np.unique(cf.predict(X))) <= set(range(cf.n_clusters_))
 
 

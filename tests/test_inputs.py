@@ -105,7 +105,7 @@ def test_degenerate_data_still_fits(tiny):
     # A batch larger than the data set.
     few = np.random.RandomState(0).rand(6, 64)
     cf = ClusterFitTransformer(**{**tiny, "n_clusters": 3, "batch_size": 512}).fit(few)
-    assert cf.transform(few).shape == (6, 256)
+    assert cf.transform(few).shape == (6, 64 + 128 + 256)
 
 
 def _labels_with_missing(y):

@@ -87,9 +87,9 @@ def test_mixed_sizes_are_resized(grey, tmp_path, params):
     assert first_size.image_shape_ == (8, 8, 1)
     cf = ClusterFitTransformer(**params, image_size=(10, 12)).fit(paths)
     assert cf.image_shape_ == (10, 12, 1) and cf.n_features_in_ == 120
-    assert cf.transform(paths).shape == (40, 256)
+    assert cf.transform(paths).shape == (40, 64 + 128 + 256)
     # A model fitted at 8x8 transforms files of any size, resized to 8x8.
-    assert first_size.transform(paths[1::2]).shape == (20, 256)
+    assert first_size.transform(paths[1::2]).shape == (20, 64 + 128 + 256)
 
 
 def test_dataset_of_labelled_images(grey, params):
@@ -264,6 +264,8 @@ def test_16_bit_and_float_images_are_scaled_not_clipped(grey, tmp_path, params):
     for image, path in zip(wide, paths, strict=False):
         Image.fromarray(image).save(path)
     assert Image.open(paths[0]).mode.startswith("I")
+    # Unwhitened: whitening 40 images' features magnifies rounding differences.
+    params = {**params, "pca_components": None}
     reference = ClusterFitTransformer(**params).fit(grey[:40])
     cf = ClusterFitTransformer(**params).fit(paths)
     np.testing.assert_array_equal(cf.labels_, reference.labels_)

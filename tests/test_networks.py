@@ -140,7 +140,7 @@ def test_stages_of_the_compact_cnn_are_its_blocks():
     x = torch.rand((3, 1, 28, 28))
     standardised = (x - net.mean) / net.std
     with torch.no_grad():
-        out = MultiScale(features, (1, 28, 28), 3, "N_cf")(x)
+        out = MultiScale(features, (1, 28, 28), 3)(x)
         expected = torch.cat(
             [
                 _pooled(net.body[:7], standardised),  # 64 channels at 14x14
@@ -158,7 +158,7 @@ def test_stages_of_a_resnet_are_its_layer_groups():
     body = net.body
     x = torch.rand((2, 3, 32, 32))
     with torch.no_grad():
-        out = MultiScale(Features(net), (3, 32, 32), 4, "N_cf")(x)
+        out = MultiScale(Features(net), (3, 32, 32), 4)(x)
         h = body.relu(body.bn1(body.conv1((x - net.mean) / net.std)))
         groups = []
         for layer in (body.layer1, body.layer2, body.layer3):
@@ -188,11 +188,12 @@ def test_stages_skip_1x1_gates_and_end_at_each_spatial_size():
     assert len(stage_outputs(features, (3, 64, 64))) == len(distinct) - 1
 
 
-def test_stages_leave_no_hooks_behind_and_refuse_too_many():
+def test_stages_leave_no_hooks_behind_and_stop_at_what_the_network_has():
     net = build_network("cnn", (1, 8, 8), 7, [0.5], [0.25])
-    multi = MultiScale(Features(net), (1, 8, 8), 4, "N_cf")
+    x = torch.rand((2, 1, 8, 8))
     # Blocks at 8, 4 and 2 pixels before the last, which computes at 1x1.
-    assert multi(torch.rand((2, 1, 8, 8))).shape == (2, 32 + 64 + 128 + 256)
+    assert MultiScale(Features(net), (1, 8, 8), 4)(x).shape == (2, 32 + 64 + 128 + 256)
     assert not any(m._forward_hooks for m in net.modules())
-    with pytest.raises(ValueError, match="feature_stages=5, but the N_cf network has 4 stages"):
-        MultiScale(Features(net), (1, 8, 8), 5, "N_cf")
+    torch.testing.assert_close(
+        MultiScale(Features(net), (1, 8, 8), 9)(x), MultiScale(Features(net), (1, 8, 8), 4)(x)
+    )
