@@ -509,8 +509,11 @@ def representation_report(
         ``extractor="random"`` is fitted on ``X`` without its labels, that is,
         on the labelled sample given here, not on the data ``estimator`` was
         fitted on, and its N_cf features are probed. It tells how much of
-        N_cf's score the trained N_pre brings. This fits a ClusterFit model,
-        as long as ``estimator``'s own fit would take on ``X``.
+        N_cf's score the trained N_pre brings. Having been fitted on the very
+        images the probes score, the control has an edge that ``estimator``
+        lacks when it was fitted on other images; weigh that when it wins.
+        This fits a ClusterFit model, as long as ``estimator``'s own fit would
+        take on ``X``.
     random_state : int, RandomState instance or None, default=None
         Seeds the folds, the few-shot draws and the PCA; ``None`` draws new
         ones at every call. The control's fit is seeded by ``estimator``'s own
