@@ -225,7 +225,7 @@ class _Comparison(NamedTuple):
     exceeds_spread: bool
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class RepresentationReport:
     """Cross-validated probe scores of several representations of the same images.
 
@@ -308,12 +308,11 @@ class RepresentationReport:
             str(name): {str(probe): np.asarray(s, dtype=np.float64) for probe, s in row.items()}
             for name, row in self.scores.items()
         }
-        first = next(iter(self.scores.values()))
-        probes = tuple(first)
-        n_folds = {s.shape for row in self.scores.values() for s in row.values()}
+        probes = tuple(next(iter(self.scores.values())))
         if not probes or any(tuple(row) != probes for row in self.scores.values()):
             raise ValueError("Every representation must have scores of the same probes.")
-        if len(n_folds) != 1 or len(next(iter(n_folds))) != 1 or next(iter(n_folds)) == (0,):
+        shapes = {s.shape for row in self.scores.values() for s in row.values()}
+        if len(shapes) != 1 or len(shape := shapes.pop()) != 1 or shape[0] == 0:
             raise ValueError(
                 "Every score must be a 1-D array of the same number of folds, at least one."
             )
@@ -331,7 +330,7 @@ class RepresentationReport:
 
     @property
     def best(self) -> dict:
-        """The representation with the highest mean score, for each probe."""
+        """The representation with the highest mean score, for each probe (ties: the first)."""
         return {probe: self._ranked(probe)[0] for probe in self.probes}
 
     def _ranked(self, probe: str) -> list:
@@ -339,7 +338,7 @@ class RepresentationReport:
         means = {name: row[probe].mean() for name, row in self.scores.items()}
         return sorted(means, key=lambda name: -means[name])
 
-    def compare(self, first: str, second: str, probe: str) -> _Comparison:
+    def compare(self, first: str, second: str, probe: str):
         """How far apart two representations are on one probe, by the verdict's rule.
 
         Parameters
@@ -351,7 +350,7 @@ class RepresentationReport:
 
         Returns
         -------
-        Comparison
+        comparison : named tuple
             ``(margin, spread, exceeds_spread)``: the mean score of ``first``
             minus that of ``second``; the larger of their standard deviations
             over folds; and whether the margin's size is larger than that
@@ -369,7 +368,13 @@ class RepresentationReport:
 
     @property
     def verdict(self) -> str:
-        """Which representation wins each probe, by how much, and whether it counts."""
+        """Each probe's best representation and its margins, within or beyond the fold spread.
+
+        The margins are the best one's over the runner-up and over
+        ``"N_pre"``; then, when the report has both, those of ``"N_cf"`` over
+        ``"N_pre"`` on every probe, the answer to "does ClusterFit help?"
+        (see Notes for the rule).
+        """
         lines = []
         for probe in self.probes:
             ranked = self._ranked(probe)
