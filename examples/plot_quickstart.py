@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from skclusterfit import ClusterFitTransformer
+from skclusterfit.metrics import representation_report
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -51,3 +52,17 @@ print(
 ConfusionMatrixDisplay.from_estimator(pipe, X_test, y_test, colorbar=False)
 plt.title("Logistic regression on ClusterFit features")
 plt.show()
+
+# %%
+# Does ClusterFit help on these digits?
+# -------------------------------------
+# :func:`~skclusterfit.metrics.representation_report` answers with the held-out
+# labelled images: it cross-validates the same probes (linear, k-nearest
+# neighbours, 10 labelled images per class) on N_cf's features, on the extractor
+# N_pre's, on the raw pixels and on a PCA of them, all on the same folds. The
+# digits have only 64 pixels, so the PCA keeps 32 components. Images as small and
+# clean as these leave the raw pixels a strong baseline; the verdict says which
+# representation won each probe, and whether its margin is larger than the
+# scores' spread over the folds.
+report = representation_report(cf, X_test, y_test, cv=5, pca_components=32, random_state=0)
+print(report)

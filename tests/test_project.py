@@ -66,10 +66,12 @@ def test_public_api():
         "metrics",
     ]
     assert sorted(skclusterfit.metrics.__all__) == [
+        "RepresentationReport",
         "adjusted_rand_score",
         "cluster_accuracy",
         "few_shot_score",
         "knn_score",
         "linear_probe_score",
         "normalized_mutual_info_score",
+        "representation_report",
     ]
