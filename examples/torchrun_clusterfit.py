@@ -16,7 +16,9 @@ second), with the address of the first::
 
 Without GPUs the ranks talk over gloo on the CPU (``--nproc_per_node=2`` on a
 laptop works). Rank 0 saves the fitted transformer to ``--output``; load it in
-any single process with ``skclusterfit.load``.
+any single process with ``skclusterfit.load``. Several numbers after
+``--n-clusters`` (``--n-clusters 100 500``) cluster once per number and train
+N_cf with one head per clustering.
 """
 
 import argparse
@@ -34,7 +36,13 @@ from skclusterfit import ClusterFitTransformer, datasets
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=["digits", "fashion-mnist"], default="digits")
-    parser.add_argument("--n-clusters", type=int, default=10)
+    parser.add_argument(
+        "--n-clusters",
+        type=int,
+        nargs="+",
+        default=[10],
+        help="number of clusters; several numbers train one head per clustering",
+    )
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of N_cf")
     parser.add_argument("--extractor-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128, help="images per rank and step")
@@ -63,8 +71,9 @@ def main():
         X = datasets.load_digits().data
     else:
         X = datasets.load_fashion_mnist("train").data
+    n_clusters = args.n_clusters[0] if len(args.n_clusters) == 1 else args.n_clusters
     cf = ClusterFitTransformer(
-        n_clusters=args.n_clusters,
+        n_clusters=n_clusters,
         max_epochs=args.epochs,
         extractor_epochs=args.extractor_epochs,
         batch_size=args.batch_size,
@@ -77,7 +86,8 @@ def main():
 
     if rank == 0:
         cf.save(args.output)
-        print(f"{world_size} ranks: {cf.n_clusters_} clusters, model saved to {args.output}")
+        found = ", ".join(str(n) for n in cf.n_clusters_all_)
+        print(f"{world_size} ranks: {found} clusters, model saved to {args.output}")
     if args.pickle_dir:
         with open(Path(args.pickle_dir) / f"rank{rank}.pkl", "wb") as stream:
             pickle.dump(cf, stream)

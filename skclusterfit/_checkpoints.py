@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import warnings
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,18 @@ class _Unfingerprintable(Exception):
 
 
 def _built(architecture, params: dict):
-    """An ``architecture`` factory as the network it builds from a fixed seed."""
+    """An ``architecture`` factory as the network it builds from a fixed seed.
+
+    It is called as ``fit`` calls it: with ``n_clusters``, or with the sum of a
+    list of them (the outputs of all the heads together).
+    """
     if isinstance(architecture, str):
         return architecture
+    n_clusters = params["n_clusters"]
+    n_outputs = n_clusters if isinstance(n_clusters, Integral) else sum(n_clusters)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)  # the CPU's alone: the GPUs' are not forked
-        return architecture(params["n_clusters"])
+        return architecture(n_outputs)
 
 
 def _describe(value, name: str):

@@ -104,6 +104,44 @@ def cluster(
         space that was clustered, the method that ran (see :func:`plan`), its
         time and the number of points it was fitted on.
     """
+    (result,) = cluster_each(
+        features,
+        n_clusters=[n_clusters],
+        clusterer=clusterer,
+        seed=seed,
+        pca_components=pca_components,
+        l2_normalize=l2_normalize,
+        folder=folder,
+        owned=owned,
+    )
+    return result
+
+
+def cluster_each(
+    features: np.ndarray,
+    *,
+    n_clusters,
+    clusterer,
+    seed: int,
+    pca_components: int | None = None,
+    l2_normalize: bool = True,
+    folder=None,
+    owned: bool = False,
+) -> list[Clustering]:
+    """Cluster ``features`` once per entry of ``n_clusters``, after one preparation.
+
+    The features are whitened and normalised once (with ``seed``), then each
+    entry is clustered by the method :func:`plan` gives for its number of
+    clusters, seeded by :func:`entry_seed`: the first entry by ``seed`` itself,
+    so that it is the clustering :func:`cluster` makes with that number. The
+    other parameters are those of :func:`cluster`.
+
+    Returns
+    -------
+    list of Clustering
+        One per entry of ``n_clusters``, in order; each one's ``seconds``
+        counts its own clustering (the first's, the preparation too).
+    """
     start = time.perf_counter()
     _check_finite(features)
     prepared = _prepare(
@@ -116,8 +154,31 @@ def cluster(
     )
     # The features clustered are the package's own when prepared into a new array.
     owned = owned or prepared is not features
-    features = prepared
+    results = []
+    for position, count in enumerate(n_clusters):
+        result = _cluster_prepared(
+            prepared, count, clusterer, entry_seed(seed, position), owned=owned
+        )
+        result.seconds = time.perf_counter() - start
+        results.append(result)
+        start = time.perf_counter()
+    return results
 
+
+def entry_seed(seed: int, position: int) -> int:
+    """The seed of the clustering at ``position`` of a list of them: ``seed`` for the first.
+
+    The others come from ``seed`` and their position through numpy's
+    ``SeedSequence``, so that no two entries share a seed.
+    """
+    if position == 0:
+        return seed
+    state = np.random.SeedSequence([seed, position]).generate_state(1, np.uint32)[0]
+    return int(state >> 1)  # below 2**31, a seed every clusterer takes
+
+
+def _cluster_prepared(features, n_clusters: int, clusterer, seed: int, *, owned: bool):
+    """Cluster prepared features into at most ``n_clusters`` groups (see :func:`cluster`)."""
     method = plan(clusterer, len(features), n_clusters, seed)
     expected = n_clusters
     n_fitted = len(features)
@@ -148,7 +209,7 @@ def cluster(
 
     labels = _contiguous(labels, expected)
     centers = _cluster_means(features, labels)
-    return Clustering(labels, centers, method, time.perf_counter() - start, n_fitted)
+    return Clustering(labels, centers, method, 0.0, n_fitted)
 
 
 def plan(clusterer, n_samples: int, n_clusters: int, seed: int):
@@ -312,13 +373,13 @@ def _contiguous(labels: np.ndarray, n_clusters: int | None) -> np.ndarray:
             f"Clustering found {len(found)} non-empty clusters of the {n_clusters} "
             f"asked for; N_cf is trained on {len(found)} classes.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if not assigned.all():
         warnings.warn(
             f"The clusterer left {np.sum(~assigned)} samples unassigned; they are "
             f"not used to train N_cf.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return out

@@ -15,9 +15,11 @@ import os
 import stat
 import warnings
 from collections.abc import Iterator
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import validate_data
 from torch.utils.data import Dataset
 
@@ -50,23 +52,64 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
     Returns the images as a source, and the labels as class ids ``0 .. k-1``
     where the extractor learns them (``extractor="supervised"``), else None.
     """
+    counts = cluster_counts(estimator.n_clusters)
     _check_folders(estimator)
     _check_extractor_weights(estimator.extractor, estimator.extractor_weights)
     source = check_images(estimator, X, reset=True)
     labels = _check_labels(estimator.extractor, y, len(source))
-    if estimator.n_clusters > len(source):
-        raise ValueError(
-            f"n_clusters={estimator.n_clusters} is larger than the number of "
-            f"samples ({len(source)})."
-        )
-    if estimator.n_clusters == 1:
-        warnings.warn(
-            "n_clusters=1 gives N_cf a single class to predict, which leaves it nothing "
-            "to learn: its features are those of an untrained network.",
-            UserWarning,
-            stacklevel=5,
-        )
+    several = not isinstance(estimator.n_clusters, Integral)
+    for position, count in enumerate(counts):
+        # An int is named as before; an entry of a list by its position too.
+        named = f"n_clusters[{position}]={count}" if several else f"n_clusters={count}"
+        if count > len(source):
+            raise ValueError(f"{named} is larger than the number of samples ({len(source)}).")
+        if count == 1 and several:
+            warnings.warn(
+                f"{named} gives one head of N_cf a single class to predict, which leaves "
+                f"that head nothing to learn.",
+                UserWarning,
+                stacklevel=5,
+            )
+        elif count == 1:
+            warnings.warn(
+                "n_clusters=1 gives N_cf a single class to predict, which leaves it nothing "
+                "to learn: its features are those of an untrained network.",
+                UserWarning,
+                stacklevel=5,
+            )
     return source, labels
+
+
+def cluster_counts(n_clusters) -> list[int]:
+    """The ``n_clusters`` parameter as a list of ints, one per clustering.
+
+    An int is one clustering; a list or tuple of ints >= 1 is one clustering
+    (and one head of N_cf) per entry. The parameter's type is checked by
+    ``_parameter_constraints``; its entries are checked here.
+    """
+    if isinstance(n_clusters, Integral):
+        return [int(n_clusters)]
+    start = (
+        f"The 'n_clusters' parameter of ClusterFitTransformer must be an int >= 1 or a "
+        f"non-empty list or tuple of ints >= 1. Got {n_clusters!r} instead"
+    )
+    if len(n_clusters) == 0:
+        raise InvalidParameterError(f"{start}: it names no clustering.")
+    for position, count in enumerate(n_clusters):
+        if isinstance(count, (list, tuple)):
+            raise InvalidParameterError(
+                f"{start}: entry {position} is a {type(count).__name__}; give one flat "
+                f"list, one number of clusters per clustering."
+            )
+        if not isinstance(count, Integral) or isinstance(count, (bool, np.bool_)):
+            raise InvalidParameterError(
+                f"{start}: entry {position}, {count!r}, is a {type(count).__name__}, not an int."
+            )
+        if count < 1:
+            raise InvalidParameterError(
+                f"{start}: entry {position} is {count}; every number of clusters must be 1 or more."
+            )
+    return [int(count) for count in n_clusters]
 
 
 def _check_extractor_weights(extractor, weights) -> None:

@@ -5,12 +5,15 @@ standardises them per channel, and maps them to pooled features with
 ``features``; ``head`` is the final linear layer on top. Whatever the
 architecture (built-in, torchvision, or a user's factory), the split is made the
 same way: the last ``nn.Linear`` of the module becomes ``head`` and is replaced
-by the identity, so ``features`` returns exactly what the head sees.
+by the identity, so ``features`` returns exactly what the head sees. A network
+trained on several clusterings has several linear heads on those features,
+held by one :class:`Heads` module whose output is their logits side by side.
 """
 
 from __future__ import annotations
 
 import itertools
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -26,7 +29,7 @@ class Network(nn.Module):
     ----------
     body : nn.Module
         Maps standardised images to features of shape (N, n_features).
-    head : nn.Linear
+    head : nn.Linear or Heads
         Maps features to outputs.
     mean, std : array-like of shape (C,)
         Per-channel statistics of the [0, 1]-scaled training images.
@@ -45,6 +48,54 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class Heads(nn.Module):
+    """Several linear heads on the same features, their logits side by side.
+
+    Each head is an ``nn.Linear`` of its own (``heads[i]``); the output is
+    their logits concatenated in order, ``out_features`` wide.
+
+    Parameters
+    ----------
+    linear : nn.Linear
+        A head with as many outputs as all the heads together: its rows are
+        shared out between them in order (so each starts as a freshly
+        initialised ``nn.Linear`` would).
+    sizes : sequence of int
+        Outputs of each head.
+    """
+
+    def __init__(self, linear: nn.Linear, sizes):
+        super().__init__()
+        self.sizes = [int(size) for size in sizes]
+        if sum(self.sizes) != linear.out_features:
+            raise ValueError(
+                f"Heads of {self.sizes} outputs need a linear layer of {sum(self.sizes)} "
+                f"outputs; it has {linear.out_features}."
+            )
+        has_bias = linear.bias is not None
+        weights = linear.weight.detach().split(self.sizes)
+        biases = linear.bias.detach().split(self.sizes) if has_bias else [None] * len(self.sizes)
+        self.heads = nn.ModuleList()
+        for weight, bias in zip(weights, biases, strict=True):
+            head = nn.Linear(linear.in_features, len(weight), bias=has_bias)
+            with torch.no_grad():
+                head.weight.copy_(weight)
+                if has_bias:
+                    head.bias.copy_(bias)
+            self.heads.append(head.to(linear.weight.device))
+
+    @property
+    def in_features(self) -> int:
+        return self.heads[0].in_features
+
+    @property
+    def out_features(self) -> int:
+        return sum(self.sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(x) for head in self.heads], dim=1)
 
 
 class Features(nn.Module):
@@ -188,7 +239,7 @@ def resolve_architecture(architecture, image_shape, device: torch.device):
     return "resnet18_small" if max(height, width) >= 32 and device.type == "cuda" else "cnn"
 
 
-def build_network(architecture, image_shape, n_outputs: int, mean, std) -> Network:
+def build_network(architecture, image_shape, n_outputs, mean, std) -> Network:
     """Build a new, randomly initialised network.
 
     Parameters
@@ -200,11 +251,16 @@ def build_network(architecture, image_shape, n_outputs: int, mean, std) -> Netwo
         :func:`resolve_architecture`).
     image_shape : tuple of int
         (C, H, W).
-    n_outputs : int
-        Number of outputs of the head.
+    n_outputs : int or list of int
+        Number of outputs of the head; a list of several gives the network
+        one linear head per entry (:class:`Heads`), built as one head of all
+        their outputs (the factory is called with their sum) whose rows are
+        then shared out. A list of one is an int.
     mean, std : array-like of shape (C,)
         Input statistics, see :class:`Network`.
     """
+    sizes = [int(n_outputs)] if isinstance(n_outputs, Integral) else [int(n) for n in n_outputs]
+    n_outputs = sum(sizes)
     channels, height, width = image_shape
     if architecture == "cnn":
         module = _compact_cnn(channels, height, width, n_outputs)
@@ -220,6 +276,8 @@ def build_network(architecture, image_shape, n_outputs: int, mean, std) -> Netwo
                 f"{type(module).__name__}."
             )
     body, head = split_head(module, n_outputs, "architecture")
+    if len(sizes) > 1:
+        head = Heads(head, sizes)
     network = Network(body, head, mean, std)
     check_output(Features(network), image_shape, "architecture", torch.device("cpu"))
     return network

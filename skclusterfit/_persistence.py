@@ -20,6 +20,7 @@ import os
 import pickle
 import warnings
 import zipfile
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +42,14 @@ _JSON_ATTRIBUTES = (
     "input_range_",
     "n_features_in_",
     "n_clusters_",
+    "n_clusters_all_",
     "clusterer_",
     "architecture_",
     "history_",
     "_extractor_n_features",
 )
+# Fitted attributes that JSON turns into lists and load() turns back into tuples.
+_TUPLE_ATTRIBUTES = ("image_shape_", "input_range_")
 
 
 def save(estimator, path) -> None:
@@ -64,8 +68,10 @@ def save(estimator, path) -> None:
                 f"{type(params[name]).__name__}, which is code. Use pickle or joblib."
             )
     estimator.architecture_ = built_architecture(estimator)
+    fill_clusterings(estimator)
     fitted = {name: getattr(estimator, name) for name in _JSON_ATTRIBUTES}
     fitted["clusterer_"] = encode("clusterer_", fitted["clusterer_"])
+    fitted["clusterer_all_"] = [encode("clusterer_", c) for c in estimator.clusterer_all_]
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = estimator.feature_names_in_.tolist()
     record = {
@@ -76,6 +82,12 @@ def save(estimator, path) -> None:
         "fitted": json.dumps(fitted),
         "labels_": torch.from_numpy(estimator.labels_),
         "cluster_centers_": torch.from_numpy(np.ascontiguousarray(estimator.cluster_centers_)),
+        # The clusterings after the first, for a list of n_clusters.
+        "labels_more": [torch.from_numpy(labels) for labels in estimator.labels_all_[1:]],
+        "cluster_centers_more": [
+            torch.from_numpy(np.ascontiguousarray(centers))
+            for centers in estimator.cluster_centers_all_[1:]
+        ],
         "network": _cpu_state(estimator.network_),
         "extractor": _cpu_state(estimator.extractor_),
         "extractor_outputs": _extractor_outputs(estimator),
@@ -114,18 +126,26 @@ def load(path, estimator_class):
             value = np.asarray(value, dtype=object)
         elif name == "clusterer_":
             value = decode(name, value)
-        elif isinstance(value, list) and name != "history_":
+        elif name == "clusterer_all_":
+            value = [decode("clusterer_", clusterer) for clusterer in value]
+        elif name in _TUPLE_ATTRIBUTES:
             value = tuple(value)
         setattr(estimator, name, value)
     estimator.labels_ = record["labels_"].numpy()
     estimator.cluster_centers_ = record["cluster_centers_"].numpy()
+    # Files written before several clusterings existed hold one, the first.
+    estimator.labels_all_ = [estimator.labels_]
+    estimator.labels_all_ += [labels.numpy() for labels in record.get("labels_more", [])]
+    estimator.cluster_centers_all_ = [estimator.cluster_centers_]
+    estimator.cluster_centers_all_ += [c.numpy() for c in record.get("cluster_centers_more", [])]
+    fill_clusterings(estimator)
 
     height, width, channels = estimator.image_shape_
     shape = (channels, height, width)
     architecture = estimator.architecture_ = built_architecture(estimator)
     blank = (np.zeros(channels), np.ones(channels))
     with torch.random.fork_rng(devices=[]):  # building a network draws random weights
-        estimator.network_ = build_network(architecture, shape, estimator.n_clusters_, *blank)
+        estimator.network_ = build_network(architecture, shape, estimator.n_clusters_all_, *blank)
         if params["extractor"] in TRAINED_EXTRACTORS:
             extractor = Features(
                 build_network(architecture, shape, record["extractor_outputs"], *blank)
@@ -189,6 +209,18 @@ def built_architecture(estimator) -> str:
     return resolve_architecture(estimator.architecture, shape, torch.device("cuda"))
 
 
+def fill_clusterings(estimator) -> None:
+    """Give a model fitted or saved before several clusterings existed its one-entry lists.
+
+    ``labels_all_``, ``cluster_centers_all_``, ``n_clusters_all_`` and
+    ``clusterer_all_`` then hold its only clustering, as a fit with an int
+    ``n_clusters`` sets them.
+    """
+    for name in ("labels_", "cluster_centers_", "n_clusters_", "clusterer_"):
+        if not hasattr(estimator, f"{name}all_"):
+            setattr(estimator, f"{name}all_", [getattr(estimator, name)])
+
+
 def _cpu_state(module: torch.nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
@@ -205,8 +237,9 @@ def encode(name: str, value):
         return value
     if isinstance(value, os.PathLike):
         return os.fspath(value)
-    if isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value):
-        return {"tuple": list(value)}
+    if isinstance(value, (tuple, list)) and all(isinstance(v, Integral) for v in value):
+        # n_clusters and image_shape: a list stays a list, a tuple a tuple.
+        return {"list" if isinstance(value, list) else "tuple": [int(v) for v in value]}
     if isinstance(value, BaseEstimator) and type(value).__module__.startswith("sklearn."):
         return {
             "sklearn_estimator": f"{type(value).__module__}.{type(value).__qualname__}",
@@ -221,6 +254,8 @@ def encode(name: str, value):
 def decode(name: str, value):
     if isinstance(value, dict) and "tuple" in value:
         return tuple(value["tuple"])
+    if isinstance(value, dict) and "list" in value:
+        return list(value["list"])
     if isinstance(value, dict) and "sklearn_estimator" in value:
         module_name, _, class_name = value["sklearn_estimator"].rpartition(".")
         if not module_name.startswith("sklearn."):

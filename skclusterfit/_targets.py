@@ -9,6 +9,8 @@ correct predictions:
   to predict (the RotNet pretext task);
 - :class:`ClassIds`: one class id per image (labels, or ClusterFit's
   pseudo-labels), negative ids left out;
+- :class:`ClassIdsPerHead`: a class id per image for each of several heads
+  (ClusterFit on several clusterings), the loss summed over the heads;
 - :class:`ClassProbabilities`: a probability per class and image (distilling
   another network's soft outputs).
 
@@ -129,12 +131,74 @@ class ClassIds(Targets):
 
     def sampling_weights(self) -> torch.Tensor:
         """Weights making every class equally likely to be drawn (DeepCluster's sampler)."""
-        labels = self.labels[self.indices].numpy()
-        counts = np.bincount(labels)
-        return torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
+        return _balancing_weights(self.labels[self.indices].numpy())
 
     def batch(self, indices: np.ndarray, images: torch.Tensor, generator=None):
         return images, to_device(self.labels[indices], images.device)
+
+
+class ClassIdsPerHead(Targets):
+    """A class id per image for each of several heads, whose logits come side by side.
+
+    The network's output is the logits of its heads concatenated in the order
+    of ``labels`` (see ``_networks.Heads``). The loss is the sum of the heads'
+    mean cross-entropies, so one backward pass trains them all; the accuracy
+    counted is the first head's, and class-balanced sampling balances the
+    first labelling's classes. Images with a negative id in any labelling are
+    not trained on.
+
+    Parameters
+    ----------
+    labels : sequence of ndarray of shape (n_samples,)
+        One labelling per head: class ids in ``[0, n_classes)``, or negative
+        for images to leave out.
+    accuracy_of : str
+        What the first head's accuracy measures, for the progress line.
+    """
+
+    def __init__(self, labels, accuracy_of: str = "label"):
+        columns = [np.asarray(column) for column in labels]
+        stacked = np.stack(columns, axis=1)
+        self.indices = np.flatnonzero((stacked >= 0).all(axis=1))
+        self.labels = torch.as_tensor(stacked, dtype=torch.long)
+        self.sizes = [int(column.max()) + 1 for column in columns]
+        self.accuracy_of = f"first head's {accuracy_of}"
+
+    @property
+    def n_outputs(self) -> int:
+        return sum(self.sizes)
+
+    def sampling_weights(self) -> torch.Tensor:
+        """Weights making every class of the first labelling equally likely to be drawn."""
+        return _balancing_weights(self.labels[self.indices, 0].numpy())
+
+    def batch(self, indices: np.ndarray, images: torch.Tensor, generator=None):
+        """The images, and their ids ``(N, n_heads)``, one column per head."""
+        return images, to_device(self.labels[indices], images.device)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Sum over the heads of each one's mean cross-entropy."""
+        parts = logits.split(self.sizes, dim=1)
+        return torch.stack(
+            [F.cross_entropy(part, targets[:, head]) for head, part in enumerate(parts)]
+        ).sum()
+
+    def n_correct(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Count of images whose first head's highest logit is their first id."""
+        return (logits[:, : self.sizes[0]].argmax(1) == targets[:, 0]).sum()
+
+
+def class_ids(labels, accuracy_of: str = "label") -> Targets:
+    """Targets of one labelling per head: ClassIds for one, ClassIdsPerHead for several."""
+    if len(labels) == 1:
+        return ClassIds(labels[0], accuracy_of=accuracy_of)
+    return ClassIdsPerHead(labels, accuracy_of=accuracy_of)
+
+
+def _balancing_weights(labels: np.ndarray) -> torch.Tensor:
+    """Per-image weights ``1 / (size of its class)``: every class equally likely."""
+    counts = np.bincount(labels)
+    return torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
 
 
 class ClassProbabilities(Targets):

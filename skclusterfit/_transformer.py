@@ -28,12 +28,12 @@ from sklearn.utils.validation import check_is_fitted
 from . import _distributed as distributed
 from . import _persistence
 from ._checkpoints import Checkpoints, fingerprint
-from ._clustering import CLUSTERERS, Clustering, cluster, plan
+from ._clustering import CLUSTERERS, Clustering, cluster_each, entry_seed, plan
 from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor
-from ._inputs import check_fit_inputs, check_images
+from ._inputs import check_fit_inputs, check_images, cluster_counts
 from ._networks import Features, MultiScale, build_network, check_output, resolve_architecture
-from ._targets import ClassIds
+from ._targets import class_ids
 from ._training import infer, make_config, train
 
 FEATURE_LAYERS = ("features", "logits", "extractor")
@@ -62,10 +62,24 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     Parameters
     ----------
-    n_clusters : int, default=100
+    n_clusters : int or list of int, default=100
         Number of clusters, i.e. of classes N_cf is trained on. One is
         accepted, as by ``KMeans``, with a warning: a single class gives N_cf
         nothing to learn, so its features are those of an untrained network.
+
+        A non-empty list or tuple of ints, such as ``[100, 500]``, asks for
+        several clusterings at once, as SeLa and SwAV train on several
+        partitions (this goes beyond the paper): the embeddings, whitened and
+        normalised once, are clustered once per entry, each as an int of its
+        value would be (``"auto"`` chooses per entry) but with a seed of its
+        own, derived from ``random_state`` and its position (the first
+        entry's is the int's). N_cf gets one linear head per entry on its
+        features and is trained on the sum of the heads' cross-entropy
+        losses. ``labels_``, ``cluster_centers_``, ``n_clusters_``,
+        ``clusterer_`` and ``predict`` keep to the first entry; the ``*_all_``
+        attributes hold every entry's. A list of one entry fits as its int
+        does. A factory ``architecture`` is called with the number of all
+        the heads' outputs together, whose rows are then shared out.
     extractor : str, nn.Module or callable, default="rotnet"
         The network N_pre whose embeddings are clustered:
 
@@ -173,8 +187,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         does) instead of uniformly over images.
     feature_layer : {"features", "logits", "extractor"}, default="features"
         What ``transform`` returns: N_cf's pooled penultimate features, N_cf's
-        cluster logits, or the extractor N_pre's features (for comparison). It
-        may be changed after ``fit``.
+        cluster logits (for a list ``n_clusters``, every head's side by side,
+        ``sum(n_clusters_all_)`` of them), or the extractor N_pre's features
+        (for comparison). It may be changed after ``fit``.
     feature_stages : int, default=3
         With ``feature_layer="features"`` or ``"extractor"``, how many of the
         network's stages ``transform`` returns features from, counting the
@@ -244,20 +259,35 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     extractor_ : torch.nn.Module
         The frozen extractor N_pre (images to features).
     network_ : torch.nn.Module
-        The trained network N_cf; ``network_.features(x)`` gives its features.
+        The trained network N_cf; ``network_.features(x)`` gives its features
+        and ``network_.head`` its cluster logits: an ``nn.Linear``, or for a
+        list ``n_clusters`` a module whose ``heads[i]`` is entry ``i``'s.
     labels_ : ndarray of shape (n_samples,)
         Pseudo-label of each training image (-1 where the clusterer left it
-        unassigned).
+        unassigned); for a list ``n_clusters``, of the first clustering.
     cluster_centers_ : ndarray of shape (n_found_clusters, n_dims)
         Mean of each cluster (``n_clusters_`` of them), in the space that was
-        clustered.
+        clustered; for a list ``n_clusters``, of the first clustering.
     n_clusters_ : int
-        Number of non-empty clusters, i.e. of N_cf's classes.
+        Number of non-empty clusters, i.e. of N_cf's classes; for a list
+        ``n_clusters``, of the first clustering (its first head's classes).
     clusterer_ : str or estimator
         The clustering that ran, as a value the ``clusterer`` parameter
         accepts: ``"faiss"``, or an unfitted scikit-learn clusterer with the
         settings it ran with (for ``"auto"`` and ``"kmeans"``, a ``KMeans``
-        showing its initialisation and seed).
+        showing its initialisation and seed); for a list ``n_clusters``, the
+        first clustering's.
+    labels_all_ : list of ndarray of shape (n_samples,)
+        Pseudo-labels of every clustering, one per entry of ``n_clusters``
+        (one for an int); ``labels_all_[0]`` is ``labels_``. Images left
+        unassigned by any clustering are not trained on.
+    cluster_centers_all_ : list of ndarray
+        ``cluster_centers_`` of every clustering, in the same order.
+    n_clusters_all_ : list of int
+        ``n_clusters_`` of every clustering, in the same order: the widths of
+        N_cf's heads.
+    clusterer_all_ : list of str or estimator
+        ``clusterer_`` of every clustering, in the same order.
     architecture_ : str or callable
         The network built for N_cf (and a trained extractor): the
         ``architecture`` parameter, with ``"auto"`` resolved to ``"cnn"`` or
@@ -265,6 +295,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     history_ : list of dict
         One record per training epoch with keys ``stage`` (the extractor name or
         ``"clusterfit"``), ``epoch``, ``loss``, ``accuracy`` and ``seconds``.
+        For a list ``n_clusters``, N_cf's ``loss`` is the sum of its heads'
+        and its ``accuracy`` the first head's.
     image_shape_ : tuple of int
         Image shape ``(H, W, C)`` found in ``fit``.
     input_range_ : tuple of float
@@ -314,7 +346,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     """
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), list, tuple],
         "extractor": [str, callable],
         "extractor_weights": [str, os.PathLike, None],
         "image_shape": [StrOptions({"auto"}), tuple, list],
@@ -453,8 +485,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # draws others on each) and only rank 0 writes checkpoints.
         seeds = [int(seed) for seed in distributed.broadcast(seeds)]
         architecture = resolve_architecture(self.architecture, source.shape, device)
+        counts = cluster_counts(self.n_clusters)
         # The network "auto" chose is what a checkpoint must match, on any device.
         params = {**self.get_params(deep=False), "architecture": architecture}
+        if not isinstance(self.n_clusters, Integral):
+            params["n_clusters"] = counts  # a list or tuple of any ints, as plain ints
         checkpoints = None
         if self.checkpoint_dir is not None and distributed.is_main():
             digest = fingerprint(params, source, labels)
@@ -476,16 +511,17 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     checkpoints=checkpoints,
                 )
             self._say(f"extractor: {n_embedding} features per image")
-            clustering = self._clustering_stage(
-                extractor, source, device=device, seed=seeds[1], checkpoints=checkpoints
+            clusterings = self._clustering_stage(
+                extractor, source, counts, device=device, seed=seeds[1], checkpoints=checkpoints
             )
             with seeded(seeds[2], device):
-                n_found = clustering.n_clusters
+                # One head per clustering: one nn.Linear for one, a Heads module for several.
+                n_found = [clustering.n_clusters for clustering in clusterings]
                 network = build_network(architecture, source.shape, n_found, *stats)
                 history += train(
                     network,
                     source,
-                    ClassIds(clustering.labels, accuracy_of="pseudo-label"),
+                    class_ids([c.labels for c in clusterings], accuracy_of="pseudo-label"),
                     config=make_config(params, epochs=self.max_epochs, device=device),
                     generator=torch.Generator().manual_seed(seeds[2]),
                     stage="clusterfit",
@@ -493,29 +529,41 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 )
         self.extractor_ = extractor
         self.network_ = network
-        self.labels_ = clustering.labels
-        self.cluster_centers_ = clustering.centers
-        self.n_clusters_ = clustering.n_clusters
-        self.clusterer_ = clustering.method
+        self.labels_all_ = [clustering.labels for clustering in clusterings]
+        self.cluster_centers_all_ = [clustering.centers for clustering in clusterings]
+        self.n_clusters_all_ = n_found
+        self.clusterer_all_ = [clustering.method for clustering in clusterings]
+        # The first clustering's, so that code written for an int n_clusters reads them.
+        self.labels_ = self.labels_all_[0]
+        self.cluster_centers_ = self.cluster_centers_all_[0]
+        self.n_clusters_ = self.n_clusters_all_[0]
+        self.clusterer_ = self.clusterer_all_[0]
         self.architecture_ = architecture
         self.history_ = history
         self._extractor_n_features = n_embedding
 
-    def _clustering_stage(self, extractor, source, *, device, seed: int, checkpoints) -> Clustering:
-        """Stage 2: embed and cluster, or restore the clusters of an interrupted fit.
+    def _clustering_stage(
+        self, extractor, source, counts: list[int], *, device, seed: int, checkpoints
+    ) -> list[Clustering]:
+        """Stage 2: embed and cluster once per entry of ``counts``, or restore the clusters.
 
         A restored clustering skips the embedding too. Under ``torch.distributed``
         every rank embeds its block, rank 0 gathers the blocks and clusters, and
-        every rank gets the result.
+        every rank gets every clustering.
         """
         saved = distributed.run_on_main(lambda: checkpoints and checkpoints.load("clustering"))
         if saved is not None:
-            method = plan(self.clusterer, len(source), self.n_clusters, seed)
-            if saved.get("method"):  # as it ran, whatever is installed now
-                method = _persistence.decode("clusterer_", json.loads(saved["method"]))
-            clustering = Clustering(saved["labels"].numpy(), saved["centers"].numpy(), method, 0.0)
-            self._say(f"clustering: {clustering.n_clusters} clusters restored from checkpoint")
-            return clustering
+            clusterings = []
+            entries = [saved, *saved.get("more", [])]
+            for position, (count, entry) in enumerate(zip(counts, entries, strict=True)):
+                method = plan(self.clusterer, len(source), count, entry_seed(seed, position))
+                if entry.get("method"):  # as it ran, whatever is installed now
+                    method = _persistence.decode("clusterer_", json.loads(entry["method"]))
+                labels, centers = entry["labels"].numpy(), entry["centers"].numpy()
+                clusterings.append(Clustering(labels, centers, method, 0.0))
+            found = ", ".join(str(clustering.n_clusters) for clustering in clusterings)
+            self._say(f"clustering: {found} clusters restored from checkpoint")
+            return clusterings
         with self._scratch_folder() as scratch:
             embeddings = infer(
                 extractor,
@@ -525,26 +573,35 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 shard=True,
                 out_file=None if scratch is None else scratch / "embeddings.npy",
             )
-            clustering = distributed.run_on_main(
+            # Rank 0 hands every clustering (labels, centres, method) to every rank.
+            clusterings = distributed.run_on_main(
                 functools.partial(
-                    self._cluster, embeddings, seed=seed, folder=scratch, checkpoints=checkpoints
+                    self._cluster,
+                    embeddings,
+                    counts,
+                    seed=seed,
+                    folder=scratch,
+                    checkpoints=checkpoints,
                 )
             )
             del embeddings  # the clusters are all that later stages need
-        fitted_on = ""
-        if clustering.n_fitted is not None and clustering.n_fitted < len(clustering.labels):
-            fitted_on = f", fitted on {clustering.n_fitted} of {len(clustering.labels)} images"
-        self._say(
-            f"clustering: {clustering.method} found {clustering.n_clusters} clusters "
-            f"in {clustering.seconds:.1f}s{fitted_on}"
-        )
-        return clustering
+        for clustering in clusterings:
+            fitted_on = ""
+            if clustering.n_fitted is not None and clustering.n_fitted < len(clustering.labels):
+                fitted_on = f", fitted on {clustering.n_fitted} of {len(clustering.labels)} images"
+            self._say(
+                f"clustering: {clustering.method} found {clustering.n_clusters} clusters "
+                f"in {clustering.seconds:.1f}s{fitted_on}"
+            )
+        return clusterings
 
-    def _cluster(self, embeddings, *, seed: int, folder, checkpoints) -> Clustering:
-        """Cluster the embeddings (rank 0 alone) and checkpoint the result."""
-        clustering = cluster(
+    def _cluster(
+        self, embeddings, counts: list[int], *, seed: int, folder, checkpoints
+    ) -> list[Clustering]:
+        """Cluster the embeddings once per entry (rank 0 alone) and checkpoint the result."""
+        clusterings = cluster_each(
             embeddings,
-            n_clusters=self.n_clusters,
+            n_clusters=counts,
             clusterer=self.clusterer,
             pca_components=self.pca_components,
             l2_normalize=self.l2_normalize,
@@ -553,19 +610,22 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             owned=True,
         )
         if checkpoints is not None:
-            try:
-                method = json.dumps(_persistence.encode("clusterer_", clustering.method))
-            except TypeError:  # a clusterer that is not scikit-learn's: planned again
-                method = ""
-            checkpoints.save(
-                "clustering",
-                {
-                    "labels": torch.from_numpy(clustering.labels),
-                    "centers": torch.from_numpy(clustering.centers),
-                    "method": method,
-                },
-            )
-        return clustering
+            records = []
+            for clustering in clusterings:
+                try:
+                    method = json.dumps(_persistence.encode("clusterer_", clustering.method))
+                except TypeError:  # a clusterer that is not scikit-learn's: planned again
+                    method = ""
+                records.append(
+                    {
+                        "labels": torch.from_numpy(clustering.labels),
+                        "centers": torch.from_numpy(clustering.centers),
+                        "method": method,
+                    }
+                )
+            # The first clustering where a fit with an int n_clusters keeps its only one.
+            checkpoints.save("clustering", {**records[0], "more": records[1:]})
+        return clusterings
 
     def _learned_state(self) -> dict:
         """Every attribute ``fit`` sets (trailing underscore, or private and fitted)."""
@@ -589,7 +649,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
         Groups new images into the ``n_clusters_`` clusters N_cf was trained
         to recognise (the ids of ``labels_``), as ``KMeans.predict`` does with
-        its centres.
+        its centres. For a list ``n_clusters``, by the first head.
 
         Parameters
         ----------
@@ -603,7 +663,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         check_is_fitted(self)
         logits = self._infer(X, self.network_)
-        return logits.argmax(axis=1).astype(np.int64)
+        # The first head's logits come first (the only ones for an int n_clusters).
+        return logits[:, : self.n_clusters_].argmax(axis=1).astype(np.int64)
 
     def fit_predict(self, X, y=None):
         """Fit on ``X``, then return N_cf's cluster of each of its images.
@@ -692,7 +753,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         if self.feature_stages == 1 or self.feature_layer == "logits":
             return {
                 "features": self.network_.head.in_features,
-                "logits": self.n_clusters_,
+                "logits": self.network_.head.out_features,
                 "extractor": self._extractor_n_features,
             }[self.feature_layer]
         module = self._output_module()

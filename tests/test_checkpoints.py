@@ -42,10 +42,12 @@ def _saved_epoch(path):
 
 
 @pytest.mark.slow
-def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path):
+@pytest.mark.parametrize("n_clusters", [5, [5, 8]], ids=["one-clustering", "two-clusterings"])
+def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path, n_clusters):
     X = digits[0][:300]
     folder = tmp_path / "checkpoints"
-    script = FIT_SCRIPT.format(params=repr(PARAMS))
+    params = {**PARAMS, "n_clusters": n_clusters}
+    script = FIT_SCRIPT.format(params=repr(params))
     process = subprocess.Popen([sys.executable, "-c", script, str(folder)])
     try:
         deadline = time.monotonic() + 300
@@ -58,12 +60,14 @@ def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path):
     finally:
         process.kill()
     killed_at = _saved_epoch(folder / "clusterfit.pt")
-    assert 1 <= killed_at < PARAMS["max_epochs"]
+    assert 1 <= killed_at < params["max_epochs"]
 
-    resumed = ClusterFitTransformer(**PARAMS, checkpoint_dir=folder).fit(X)
-    reference = ClusterFitTransformer(**PARAMS).fit(X)
+    resumed = ClusterFitTransformer(**params, checkpoint_dir=folder).fit(X)
+    reference = ClusterFitTransformer(**params).fit(X)
     np.testing.assert_array_equal(resumed.transform(X), reference.transform(X))
-    np.testing.assert_array_equal(resumed.labels_, reference.labels_)
+    for labels, expected in zip(resumed.labels_all_, reference.labels_all_, strict=True):
+        np.testing.assert_array_equal(labels, expected)
+    assert resumed.n_clusters_all_ == reference.n_clusters_all_
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in reference.history_]
     assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history_] == strip
 
@@ -88,8 +92,10 @@ def test_finished_checkpoints_are_reused_without_training(small_digits, tiny, tm
         lambda X, params: (X + 1, params),
         lambda X, params: (X, {**params, "n_clusters": 6}),
         lambda X, params: (X, {**params, "random_state": 1}),
+        lambda X, params: (X, {**params, "n_clusters": [5]}),
+        lambda X, params: (X, {**params, "n_clusters": [5, 6]}),
     ],
-    ids=["fewer-images", "other-values", "other-n_clusters", "other-seed"],
+    ids=["fewer-images", "other-values", "other-n_clusters", "other-seed", "list-of-one", "list"],
 )
 def test_checkpoints_of_another_fit_are_refused(small_digits, tiny, tmp_path, change):
     X, _ = small_digits
@@ -97,6 +103,40 @@ def test_checkpoints_of_another_fit_are_refused(small_digits, tiny, tmp_path, ch
     X2, params = change(X, tiny)
     with pytest.raises(ValueError, match="other data or parameters"):
         ClusterFitTransformer(**params, checkpoint_dir=tmp_path).fit(X2)
+
+
+def test_checkpoints_of_several_clusterings_resume_only_the_same_list(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    params = {**tiny, "n_clusters": [5, 8], "checkpoint_dir": tmp_path}
+    first = ClusterFitTransformer(**params).fit(X)
+    # A tuple, or numpy ints, name the same clusterings: the checkpoints are reused.
+    again = ClusterFitTransformer(**{**params, "n_clusters": (np.int64(5), 8)}).fit(X)
+    assert again.history_ == first.history_
+    for labels, expected in zip(again.labels_all_, first.labels_all_, strict=True):
+        np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(again.cluster_centers_all_[1], first.cluster_centers_all_[1])
+    assert repr(again.clusterer_all_) == repr(first.clusterer_all_)
+    np.testing.assert_array_equal(again.transform(X), first.transform(X))
+    for other in (5, [5], [8, 5], [5, 8, 5]):
+        with pytest.raises(ValueError, match="other data or parameters"):
+            ClusterFitTransformer(**{**params, "n_clusters": other}).fit(X)
+
+
+def test_clustering_checkpoints_without_more_clusterings_resume(small_digits, tiny, tmp_path):
+    # Checkpoints written before n_clusters took lists hold one clustering and no
+    # "more" entry; a fit with an int n_clusters resumes them.
+    from skclusterfit._checkpoints import Checkpoints
+
+    X, _ = small_digits
+    first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    record = torch.load(tmp_path / "clustering.pt", weights_only=True)
+    state = torch.load(io.BytesIO(record["payload"].numpy().tobytes()), weights_only=True)
+    assert state.pop("more") == []
+    Checkpoints(tmp_path, record["fingerprint"], record["architecture"]).save("clustering", state)
+    (tmp_path / "clusterfit.pt").unlink()  # N_cf trains again, on the restored clusters
+    again = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    np.testing.assert_array_equal(again.labels_, first.labels_)
+    np.testing.assert_array_equal(again.transform(X), first.transform(X))
 
 
 def test_settings_that_do_not_change_the_result_keep_the_checkpoints(small_digits, tiny, tmp_path):

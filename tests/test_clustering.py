@@ -198,3 +198,28 @@ def test_non_finite_features_of_the_extractor_are_named(small_digits, tiny):
         ValueError, match=rf"features hold NaN or infinity \(first for image {first}\)"
     ):
         ClusterFitTransformer(**tiny, extractor=broken).fit(X)
+
+
+def test_several_numbers_of_clusters_share_one_preparation(blobs):
+    from skclusterfit._clustering import cluster_each, entry_seed
+
+    points, _ = blobs
+    options = dict(clusterer="kmeans", seed=3, pca_components=8)
+    results = cluster_each(points, n_clusters=[4, 7, 4], **options)
+    # The first entry is the clustering of its number alone, with the same seed.
+    single = cluster(points, n_clusters=4, **options)
+    np.testing.assert_array_equal(results[0].labels, single.labels)
+    np.testing.assert_array_equal(results[0].centers, single.centers)
+    assert [r.n_clusters for r in results] == [4, 7, 4]
+    assert [r.centers.shape for r in results] == [(4, 8), (7, 8), (4, 8)]  # all whitened
+    seeds = [r.method.random_state for r in results]
+    assert seeds == [3, entry_seed(3, 1), entry_seed(3, 2)] and len(set(seeds)) == 3
+    assert all(0 <= seed < 2**31 for seed in seeds)
+    assert entry_seed(4, 1) != entry_seed(3, 1)
+    # Owned features are prepared in place once and stay usable for every entry.
+    owned = cluster_each(
+        points.copy(), n_clusters=[4, 7, 4], owned=True, clusterer="kmeans", seed=3
+    )
+    kept = cluster_each(points, n_clusters=[4, 7, 4], clusterer="kmeans", seed=3)
+    for one, other in zip(owned, kept, strict=True):
+        np.testing.assert_array_equal(one.labels, other.labels)

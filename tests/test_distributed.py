@@ -24,7 +24,8 @@ SCRIPT = ROOT / "examples" / "torchrun_clusterfit.py"
 
 
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="needs the repository")
-def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path):
+@pytest.mark.parametrize("n_clusters", [[10], [10, 15]], ids=["one-clustering", "two-clusterings"])
+def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path, n_clusters):
     command = [
         sys.executable,
         "-m",
@@ -32,7 +33,7 @@ def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path):
         "--standalone",  # rendezvous on a free local port
         "--nproc_per_node=2",
         str(SCRIPT),
-        *("--n-clusters", "10", "--epochs", "3", "--extractor-epochs", "1"),
+        *("--n-clusters", *map(str, n_clusters), "--epochs", "3", "--extractor-epochs", "1"),
         *("--batch-size", "64", "--output", str(tmp_path / "model.pt")),
         *("--pickle-dir", str(tmp_path)),
     ]
@@ -42,9 +43,9 @@ def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path):
         command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    # Only rank 0 prints.
-    assert result.stderr.count("[ClusterFit] clustering:") == 1
-    assert result.stdout.count("2 ranks: 10 clusters") == 1
+    # Only rank 0 prints, a line per clustering.
+    assert result.stderr.count("[ClusterFit] clustering:") == len(n_clusters)
+    assert result.stdout.count(f"2 ranks: {', '.join(map(str, n_clusters))} clusters") == 1
 
     models = []
     for rank in (0, 1):
@@ -60,10 +61,16 @@ def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path):
         assert one.keys() == two.keys()
         for key in one:
             assert torch.equal(one[key], two[key]), f"{name}.{key} differs between ranks"
+    # Rank 0 clustered and sent every clustering to rank 1.
+    assert first.n_clusters_all_ == second.n_clusters_all_ == n_clusters
+    for name in ("labels_all_", "cluster_centers_all_"):
+        for one, two in zip(getattr(first, name), getattr(second, name), strict=True):
+            np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(first.labels_, second.labels_)
     np.testing.assert_array_equal(first.cluster_centers_, second.cluster_centers_)
     assert first.history_ == second.history_
     assert first.n_clusters_ == 10 and len(np.unique(first.labels_)) == 10
+    assert [len(np.unique(labels)) for labels in first.labels_all_] == n_clusters
     losses = [h["loss"] for h in first.history_ if h["stage"] == "clusterfit"]
     assert len(losses) == 3 and losses[-1] < losses[0]
 

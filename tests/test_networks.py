@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from skclusterfit import ClusterFitTransformer
@@ -13,7 +14,7 @@ from skclusterfit._networks import (
     resolve_architecture,
     stage_outputs,
 )
-from skclusterfit._targets import ClassIds, Rotations
+from skclusterfit._targets import ClassIds, ClassIdsPerHead, Rotations, class_ids
 from skclusterfit._training import _epoch_order, augment
 
 
@@ -197,3 +198,62 @@ def test_stages_leave_no_hooks_behind_and_stop_at_what_the_network_has():
     torch.testing.assert_close(
         MultiScale(Features(net), (1, 8, 8), 9)(x), MultiScale(Features(net), (1, 8, 8), 4)(x)
     )
+
+
+def test_several_heads_share_the_features():
+    from skclusterfit._networks import Heads
+
+    torch.manual_seed(0)
+    net = build_network("cnn", (1, 8, 8), [3, 5, 2], np.zeros(1), np.ones(1)).eval()
+    assert isinstance(net.head, Heads) and net.head.sizes == [3, 5, 2]
+    assert (net.head.in_features, net.head.out_features) == (256, 10)
+    x = torch.rand((4, 1, 8, 8))
+    logits = net(x)
+    assert logits.shape == (4, 10)
+    features = net.features(x)
+    for head, part in zip(net.head.heads, logits.split([3, 5, 2], dim=1), strict=True):
+        torch.testing.assert_close(head(features), part)
+    # The heads are the rows of one layer of all their outputs, as initialised.
+    linear = nn.Linear(6, 5)
+    heads = Heads(linear, [2, 3])
+    torch.testing.assert_close(heads.heads[1].weight, linear.weight[2:])
+    torch.testing.assert_close(heads.heads[1].bias, linear.bias[2:])
+    x = torch.rand((3, 6))
+    torch.testing.assert_close(heads(x), linear(x))
+    with pytest.raises(ValueError, match="need a linear layer of 4 outputs"):
+        Heads(linear, [2, 2])
+    # A list of one is an int: a plain linear head.
+    assert isinstance(build_network("cnn", (1, 8, 8), [4], [0], [1]).head, nn.Linear)
+
+
+def test_factories_build_the_outputs_of_every_head(tiny_net):
+    called = []
+
+    def factory(n_outputs):
+        called.append(n_outputs)
+        return tiny_net(n_outputs)
+
+    net = build_network(factory, (1, 8, 8), [4, 6], [0], [1])
+    assert called == [10] and net.head.sizes == [4, 6] and net.head.in_features == 8
+
+
+def test_the_loss_is_the_sum_of_the_heads_and_the_accuracy_the_first_heads():
+    labels = [np.array([0, 1, 2, 1, -1, 0]), np.array([3, 0, 1, 2, 0, -1])]
+    targets = ClassIdsPerHead(labels, accuracy_of="pseudo-label")
+    assert targets.sizes == [3, 4] and targets.n_outputs == 7
+    np.testing.assert_array_equal(targets.indices, [0, 1, 2, 3])  # assigned in both
+    assert targets.accuracy_of == "first head's pseudo-label"
+    images = torch.zeros((4, 1, 2, 2))
+    inputs, batch = targets.batch(np.arange(4), images)
+    assert inputs is images and batch.tolist() == [[0, 3], [1, 0], [2, 1], [1, 2]]
+    logits = torch.randn((4, 7), generator=torch.Generator().manual_seed(0))
+    expected = F.cross_entropy(logits[:, :3], batch[:, 0]) + F.cross_entropy(
+        logits[:, 3:], batch[:, 1]
+    )
+    torch.testing.assert_close(targets.loss(logits, batch), expected)
+    first = int((logits[:, :3].argmax(1) == batch[:, 0]).sum())
+    assert int(targets.n_correct(logits, batch)) == first
+    # Balanced sampling balances the first labelling's classes.
+    np.testing.assert_allclose(targets.sampling_weights().numpy(), [1, 0.5, 1, 0.5])
+    # One labelling is the ClassIds of an int n_clusters.
+    assert type(class_ids(labels[:1])) is ClassIds and type(class_ids(labels)) is ClassIdsPerHead

@@ -22,12 +22,13 @@ from skclusterfit import ClusterFitTransformer, _persistence
         dict(extractor="random", architecture="resnet18_small", feature_layer="extractor"),
         dict(clusterer=AgglomerativeClustering(), image_shape=(8, 8), feature_layer="logits"),
         dict(feature_stages=3),
+        dict(n_clusters=[5, 8], feature_layer="logits"),
     ],
-    ids=["rotnet", "random-resnet", "sklearn-clusterer", "three-stages"],
+    ids=["rotnet", "random-resnet", "sklearn-clusterer", "three-stages", "two-clusterings"],
 )
 def test_load_gives_identical_transform(small_digits, tiny, tmp_path, options):
     X, _ = small_digits
-    cf = ClusterFitTransformer(**tiny, **options).fit(X[:120])
+    cf = ClusterFitTransformer(**{**tiny, **options}).fit(X[:120])
     cf.save(tmp_path / "model.pt")
     loaded = skclusterfit.load(tmp_path / "model.pt")
     np.testing.assert_array_equal(cf.transform(X), loaded.transform(X))
@@ -190,3 +191,56 @@ def test_files_without_the_architecture_built_still_load(small_digits, tiny, tmp
     older = skclusterfit.load(tmp_path / "older.pt")
     assert older.architecture_ == "cnn"
     np.testing.assert_array_equal(older.transform(X), cf.transform(X))
+
+
+@pytest.mark.parametrize("n_clusters", [[5, 8, 3], (5, 8)], ids=["list", "tuple"])
+def test_a_fit_of_several_clusterings_loads_with_every_one(
+    small_digits, tiny, tmp_path, n_clusters
+):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**{**tiny, "n_clusters": n_clusters}).fit(X)
+    cf.save(tmp_path / "model.pt")
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    assert loaded.n_clusters == n_clusters and type(loaded.n_clusters) is type(n_clusters)
+    assert loaded.n_clusters_all_ == cf.n_clusters_all_ and loaded.n_clusters_ == cf.n_clusters_
+    assert repr(loaded.clusterer_all_) == repr(cf.clusterer_all_)
+    for name in ("labels_all_", "cluster_centers_all_"):
+        assert len(getattr(loaded, name)) == len(n_clusters)
+        for array, expected in zip(getattr(loaded, name), getattr(cf, name), strict=True):
+            np.testing.assert_array_equal(array, expected)
+    np.testing.assert_array_equal(loaded.labels_, cf.labels_)
+    np.testing.assert_array_equal(loaded.cluster_centers_, cf.cluster_centers_)
+    np.testing.assert_array_equal(loaded.predict(X), cf.predict(X))
+    np.testing.assert_array_equal(loaded.transform(X), cf.transform(X))
+    for layer in ("logits", "extractor"):
+        loaded.set_params(feature_layer=layer)
+        np.testing.assert_array_equal(
+            loaded.transform(X), cf.set_params(feature_layer=layer).transform(X)
+        )
+    assert loaded.set_params(feature_layer="logits").get_feature_names_out().shape == (
+        sum(cf.n_clusters_all_),
+    )
+
+
+def test_files_without_several_clusterings_still_load(small_digits, tiny, tmp_path):
+    # Model files written before n_clusters took lists hold one clustering.
+    import json
+
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny).fit(X)
+    cf.save(tmp_path / "model.pt")
+    record = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert record.pop("labels_more") == [] and record.pop("cluster_centers_more") == []
+    fitted = json.loads(record["fitted"])
+    del fitted["n_clusters_all_"], fitted["clusterer_all_"]
+    record["fitted"] = json.dumps(fitted)
+    torch.save(record, tmp_path / "older.pt")
+    older = skclusterfit.load(tmp_path / "older.pt")
+    assert older.n_clusters_all_ == [5] and repr(older.clusterer_all_) == repr([cf.clusterer_])
+    assert len(older.labels_all_) == 1 and older.labels_all_[0] is older.labels_
+    assert older.cluster_centers_all_[0] is older.cluster_centers_
+    np.testing.assert_array_equal(older.labels_, cf.labels_)
+    np.testing.assert_array_equal(older.transform(X), cf.transform(X))
+    np.testing.assert_array_equal(older.predict(X), cf.predict(X))
+    older.save(tmp_path / "again.pt")  # and saves again, now with its one-entry lists
+    assert skclusterfit.load(tmp_path / "again.pt").n_clusters_all_ == [5]
