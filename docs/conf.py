@@ -89,6 +89,14 @@ def _result_tables():
 
     _loop_tables(out)
     _gpu_tables(out)
+
+    fits = json.loads((ROOT / "benchmarks/results/features_default_fit.json").read_text())
+    rows = [("network", "1 stage", "2 stages", "3 stages")]
+    rows += [
+        (name, *(_spread(by_stages[str(k)]) for k in (1, 2, 3)))
+        for name, by_stages in fits["scores"].items()
+    ]
+    (out / "results_features_default_fit.rst").write_text(_table(rows, fits))
     scaling = json.loads((ROOT / "benchmarks/results/perf_scaling.json").read_text())
     rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)", "peak RSS above start (MB)")]
     for r in scaling["rows"]:
