@@ -416,6 +416,23 @@ def probe_all(scores: dict, reps: dict, targets: dict, seed: int, prefix: str = 
             print(seed, target, prefix + name, found, flush=True)
 
 
+def timed_study_markdown(title: str, record: dict, about: str, stage: str, key: str) -> str:
+    """A study's results: header, ``about``, each row's training time of ``stage``, scores.
+
+    ``record[key]`` maps a row's label to that stage's training time per seed.
+    """
+    lines = markdown_header(title, record) + [
+        about,
+        "",
+        f"{stage} training time per fit (s), mean over seeds (a record of this run; the "
+        "machine may have been shared):",
+        "",
+    ]
+    rows = [[name, f"{np.mean(v):.0f}"] for name, v in record[key].items()]
+    lines += markdown_table(["variant", "seconds"], rows) + [""]
+    return "\n".join(lines + score_tables(record["scores"]))
+
+
 def score_tables(scores: dict, label: str = "representation") -> list[str]:
     """Markdown tables of target -> row -> probe -> values: mean (min-max)."""
     lines = []

@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import _common as common
-import numpy as np
 
 from skclusterfit import ClusterFitTransformer
 
@@ -74,19 +73,15 @@ def main():
 
 def markdown(record):
     n_pre, n_cf = record["epochs"]
-    lines = common.markdown_header("Several clusterings at once", record) + [
+    about = (
         f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
         f"{record['seeds']}; RotNet N_pre {n_pre} epochs, N_cf {n_cf} epochs; n_clusters "
         "as each row says (a list trains one head of N_cf per clustering), package "
-        "defaults otherwise. Mean accuracy (min-max over seeds).",
-        "",
-        "N_cf training time per fit (s), mean over seeds (a record of this run; the "
-        "machine may have been shared):",
-        "",
-    ]
-    rows = [[name, f"{np.mean(v):.0f}"] for name, v in record["clusterfit_seconds"].items()]
-    lines += common.markdown_table(["variant", "seconds"], rows) + [""]
-    return "\n".join(lines + common.score_tables(record["scores"]))
+        "defaults otherwise. Mean accuracy (min-max over seeds)."
+    )
+    return common.timed_study_markdown(
+        "Several clusterings at once", record, about, "N_cf", "clusterfit_seconds"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import _common as common
-import numpy as np
 
 from skclusterfit import ClusterFitTransformer
 
@@ -67,17 +66,13 @@ def main():
 
 
 def markdown(record):
-    lines = common.markdown_header("RotNet with fewer rotations per image", record) + [
+    about = (
         f"{common.held_out_description(record)} RotNet epochs and rotations as each row "
-        "says, package defaults otherwise. Mean accuracy (min-max over seeds).",
-        "",
-        "RotNet training time per fit (s), mean over seeds (a record of this run; the "
-        "machine may have been shared):",
-        "",
-    ]
-    rows = [[name, f"{np.mean(v):.0f}"] for name, v in record["rotnet_seconds"].items()]
-    lines += common.markdown_table(["RotNet", "seconds"], rows) + [""]
-    return "\n".join(lines + common.score_tables(record["scores"]))
+        "says, package defaults otherwise. Mean accuracy (min-max over seeds)."
+    )
+    return common.timed_study_markdown(
+        "RotNet with fewer rotations per image", record, about, "RotNet", "rotnet_seconds"
+    )
 
 
 if __name__ == "__main__":

@@ -61,41 +61,11 @@ class Clustering:
         return int(self.labels.max()) + 1
 
 
-def cluster(
-    features: np.ndarray,
-    *,
-    n_clusters: int,
-    clusterer,
-    seed: int,
-    pca_components: int | None = None,
-    l2_normalize: bool = True,
-    folder=None,
-    owned: bool = False,
-) -> Clustering:
+def cluster(features: np.ndarray, *, n_clusters: int, **options) -> Clustering:
     """Cluster ``features`` (n, d) into at most ``n_clusters`` groups.
 
-    Parameters
-    ----------
-    features : ndarray of shape (n_samples, n_features)
-        In memory or memory-mapped; read a chunk of rows at a time.
-    n_clusters : int
-    clusterer : str or estimator
-        One of ``CLUSTERERS`` or a scikit-learn clusterer (cloned; its
-        ``n_clusters`` and ``random_state``, where it has them, are set).
-    seed : int
-        Random seed of the samples and of the clusterer.
-    pca_components : int or None
-        PCA-whiten to this many components first.
-    l2_normalize : bool
-        L2-normalise the features (after whitening, if any).
-    folder : str, path or None
-        Where prepared features that need an array of their own (whitened ones,
-        or normalised ones not ``owned``) are written, memory-mapped; None
-        keeps them in memory.
-    owned : bool
-        Whether ``features`` may be overwritten (the caller has no other use
-        for them): they are then L2-normalised in place, unless whitened, and
-        k-means centres them in place. Otherwise they are left as they are.
+    :func:`cluster_each` with one number of clusters; ``options`` are its
+    other parameters.
 
     Returns
     -------
@@ -104,16 +74,7 @@ def cluster(
         space that was clustered, the method that ran (see :func:`plan`), its
         time and the number of points it was fitted on.
     """
-    (result,) = cluster_each(
-        features,
-        n_clusters=[n_clusters],
-        clusterer=clusterer,
-        seed=seed,
-        pca_components=pca_components,
-        l2_normalize=l2_normalize,
-        folder=folder,
-        owned=owned,
-    )
+    (result,) = cluster_each(features, n_clusters=[n_clusters], **options)
     return result
 
 
@@ -133,8 +94,31 @@ def cluster_each(
     The features are whitened and normalised once (with ``seed``), then each
     entry is clustered by the method :func:`plan` gives for its number of
     clusters, seeded by :func:`entry_seed`: the first entry by ``seed`` itself,
-    so that it is the clustering :func:`cluster` makes with that number. The
-    other parameters are those of :func:`cluster`.
+    so that it is the clustering :func:`cluster` makes with that number.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+        In memory or memory-mapped; read a chunk of rows at a time.
+    n_clusters : sequence of int
+        Number of clusters of each clustering.
+    clusterer : str or estimator
+        One of ``CLUSTERERS`` or a scikit-learn clusterer (cloned; its
+        ``n_clusters`` and ``random_state``, where it has them, are set).
+    seed : int
+        Random seed of the samples and of the clusterer.
+    pca_components : int or None
+        PCA-whiten to this many components first.
+    l2_normalize : bool
+        L2-normalise the features (after whitening, if any).
+    folder : str, path or None
+        Where prepared features that need an array of their own (whitened ones,
+        or normalised ones not ``owned``) are written, memory-mapped; None
+        keeps them in memory.
+    owned : bool
+        Whether ``features`` may be overwritten (the caller has no other use
+        for them): they are then L2-normalised in place, unless whitened, and
+        k-means centres them in place. Otherwise they are left as they are.
 
     Returns
     -------
