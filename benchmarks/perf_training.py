@@ -215,7 +215,12 @@ def inference_sides(images, device) -> tuple[dict, ClusterFitTransformer]:
     n = len(images)
     flat = images.reshape(n, -1)
     cf = ClusterFitTransformer(
-        n_clusters=10, max_epochs=1, extractor_epochs=1, random_state=0, device=str(device)
+        n_clusters=10,
+        max_epochs=1,
+        extractor_epochs=1,
+        feature_stages=1,  # what the bare loop computes: the pooled last stage
+        random_state=0,
+        device=str(device),
     ).fit(flat[:1000])
     # Both sides compute the same features: exactly on the CPU; on a GPU, cuDNN
     # may pick other convolution algorithms (and TF32) for other batch shapes.

@@ -129,7 +129,7 @@ def _result_tables():
     (out / "results_memory_files.rst").write_text(_table(rows, files) + "\n" + summary)
 
     studies = ("selfsupervised", "selfsupervised_heldout", "label_noise", "rounds", "levers")
-    studies += ("precision", "precision_diagnosis", "rotations", "colour", "features")
+    studies += ("precision", "precision_diagnosis", "rotations", "colour", "features", "heads")
     for stem in studies:
         record = json.loads((ROOT / f"benchmarks/results/{stem}.json").read_text())
         for target, table in record["scores"].items():
