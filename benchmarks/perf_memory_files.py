@@ -60,7 +60,7 @@ def status_mb(field):
             return int(line.split()[1]) / 1024
 
 peaks = []
-cluster = _transformer.cluster
+cluster = _transformer.cluster_each
 
 def measured_cluster(*args, **kwargs):
     # The peak so far is kept, then reset, so that the clustering's own shows.
@@ -76,7 +76,7 @@ def measured_cluster(*args, **kwargs):
     peaks.append(status_mb("VmHWM") - start)
     return result
 
-_transformer.cluster = measured_cluster
+_transformer.cluster_each = measured_cluster
 before = status_mb("VmRSS")
 start = time.perf_counter()
 cf = ClusterFitTransformer(
