@@ -200,14 +200,9 @@ def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
         for name, layer in module.named_modules()
         if not any(True for _ in layer.children())
     ]
-    device = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
-    was_training = module.training
-    module.eval()
     try:
-        with torch.no_grad():
-            module(torch.zeros((2, *image_shape), device=device))
+        run_blank(module, image_shape)
     finally:
-        module.train(was_training)
         for handle in handles:
             handle.remove()
     last_larger = max((i for i, c in enumerate(calls) if c[2] != (1, 1)), default=-1)
@@ -300,15 +295,25 @@ def split_head(module: nn.Module, n_outputs: int | None, what: str):
     return module, head
 
 
-def check_output(module: nn.Module, image_shape, what: str, device: torch.device) -> int:
-    """Run ``module`` (on ``device``) on two blank images; return its feature count or raise."""
+def run_blank(module: nn.Module, image_shape, device: torch.device | None = None):
+    """``module``'s output in eval mode on two blank images, on ``device`` (None: its own)."""
+    if device is None:
+        tensors = itertools.chain(module.parameters(), module.buffers())
+        device = next(tensors, torch.zeros(0)).device
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.zeros((2, *image_shape), device=device))
+            return module(torch.zeros((2, *image_shape), device=device))
     finally:
         module.train(was_training)
+
+
+def check_output(
+    module: nn.Module, image_shape, what: str, device: torch.device | None = None
+) -> int:
+    """Run ``module`` on two blank images (see :func:`run_blank`); its feature count, or raise."""
+    out = run_blank(module, image_shape, device)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
         raise ValueError(

@@ -140,8 +140,8 @@ def load(path, estimator_class):
     estimator.cluster_centers_all_ += [c.numpy() for c in record.get("cluster_centers_more", [])]
     fill_clusterings(estimator)
 
-    height, width, channels = estimator.image_shape_
-    shape = (channels, height, width)
+    shape = estimator._chw
+    channels = shape[0]
     architecture = estimator.architecture_ = built_architecture(estimator)
     blank = (np.zeros(channels), np.ones(channels))
     with torch.random.fork_rng(devices=[]):  # building a network draws random weights
@@ -204,9 +204,7 @@ def built_architecture(estimator) -> str:
     """
     if hasattr(estimator, "architecture_"):
         return estimator.architecture_
-    height, width, channels = estimator.image_shape_
-    shape = (channels, height, width)
-    return resolve_architecture(estimator.architecture, shape, torch.device("cuda"))
+    return resolve_architecture(estimator.architecture, estimator._chw, torch.device("cuda"))
 
 
 def fill_clusterings(estimator) -> None:

@@ -756,9 +756,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 "logits": self.network_.head.out_features,
                 "extractor": self._extractor_n_features,
             }[self.feature_layer]
-        module = self._output_module()
-        device = next(itertools.chain(module.parameters(), module.buffers())).device
-        return check_output(module, self._chw, "transform", device)
+        return check_output(self._output_module(), self._chw, "transform")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
