@@ -137,7 +137,7 @@ class ClassIds(Targets):
         return images, to_device(self.labels[indices], images.device)
 
 
-class ClassIdsPerHead(Targets):
+class ClassIdsPerHead(ClassIds):
     """A class id per image for each of several heads, whose logits come side by side.
 
     The network's output is the logits of its heads concatenated in the order
@@ -172,9 +172,7 @@ class ClassIdsPerHead(Targets):
         """Weights making every class of the first labelling equally likely to be drawn."""
         return _balancing_weights(self.labels[self.indices, 0].numpy())
 
-    def batch(self, indices: np.ndarray, images: torch.Tensor, generator=None):
-        """The images, and their ids ``(N, n_heads)``, one column per head."""
-        return images, to_device(self.labels[indices], images.device)
+    # ``batch`` is ClassIds', giving the ids (N, n_heads), one column per head.
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Sum over the heads of each one's mean cross-entropy."""
