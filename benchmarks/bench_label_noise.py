@@ -18,18 +18,27 @@ drawn uniformly from the five. Then, per seed:
 
 The last three use the same recipe: the package's defaults (20 epochs, strong
 augmentation, SGD with warm-up and cosine decay); they differ only in their
-targets. Features: the penultimate layer of each network. Targets: Fashion
-classes 0-4 (the classes seen, with their true labels), Fashion classes 5-9
-(held-out classes), MNIST and digits 28x28 (transfer); probes: linear, 10-shot
-linear, cosine 20-NN.
+targets. Targets: Fashion classes 0-4 (the classes seen, with their true
+labels), Fashion classes 5-9 (held-out classes), MNIST and digits 28x28
+(transfer); probes: linear, 10-shot linear, cosine 20-NN.
+
+The study as first run clusters N_pre's features unwhitened and reads every
+network's pooled last stage (``pca_components=None``, ``feature_stages=1``,
+the defaults of the time). ``--todays-options`` reruns the 75% level with 3
+seeds, one option at a time and then both: every network read at 1 and at 3
+stages, ClusterFit clustered unwhitened and PCA-64 whitened (results
+``label_noise_options.*``).
 
 Usage::
 
     python benchmarks/bench_label_noise.py           # 2 seeds, about an hour
+    python benchmarks/bench_label_noise.py --todays-options   # 3 seeds, about 30 minutes
     python benchmarks/bench_label_noise.py --quick   # 1 seed, 1,000 images, 300 per probe
 """
 
 from __future__ import annotations
+
+import copy
 
 import _common as common
 import numpy as np
@@ -85,8 +94,12 @@ def distilled(X, teacher, seed, epochs):
     return model.set_params(feature_layer="features")
 
 
-def representations(X, noisy, seed, n_pre_epochs, epochs):
-    """Name -> features function, and N_pre's final training accuracy."""
+def fitted(X, noisy, seed, n_pre_epochs, epochs, whitening):
+    """Name -> fitted model, and N_pre's final training accuracy.
+
+    ``whitening`` lists the ``pca_components`` of the ClusterFit fits, one fit
+    each (a row per value when there are several).
+    """
     base = dict(random_state=seed, max_epochs=epochs)
     n_pre = ClusterFitTransformer(
         **{**base, "max_epochs": 1},
@@ -99,22 +112,48 @@ def representations(X, noisy, seed, n_pre_epochs, epochs):
     fresh = ClusterFitTransformer(
         **{**base, "max_epochs": 1}, extractor="supervised", extractor_epochs=epochs, n_clusters=2
     ).fit(X, noisy)
-    clusterfit = ClusterFitTransformer(**base, extractor=n_pre.extractor_, n_clusters=100).fit(X)
-    student = distilled(X, n_pre.extractor_.network, seed, epochs)
-    return {
-        "N_pre": n_pre.set_params(feature_layer="extractor").transform,
-        "distillation of N_pre": student.transform,
-        "fresh network on the noisy labels": fresh.set_params(feature_layer="extractor").transform,
-        "ClusterFit(N_pre)": clusterfit.transform,
-    }, memorised
+    models = {
+        "N_pre": n_pre.set_params(feature_layer="extractor"),
+        "distillation of N_pre": distilled(X, n_pre.extractor_.network, seed, epochs),
+        "fresh network on the noisy labels": fresh.set_params(feature_layer="extractor"),
+    }
+    for pca in whitening:
+        name = "ClusterFit(N_pre)"
+        if len(whitening) > 1:
+            name += ", PCA-64 whitened" if pca else ", unwhitened"
+        models[name] = ClusterFitTransformer(
+            **base, extractor=n_pre.extractor_, n_clusters=100, pca_components=pca
+        ).fit(X)
+    return models, memorised
+
+
+def read_at(models, stages):
+    """Name -> features function of each model, read at each number of stages."""
+    reps = {}
+    for name, model in models.items():
+        for n in stages:
+            label = name if len(stages) == 1 else f"{name}, {n} stage{'s' if n > 1 else ''}"
+            reps[label] = copy.copy(model).set_params(feature_stages=n).transform
+    return reps
 
 
 def main():
-    quick = common.arguments(__doc__).parse_args().quick
+    args = common.arguments(__doc__)
+    args.add_argument(
+        "--todays-options",
+        action="store_true",
+        help="75%% noise, 3 seeds: 1 or 3 feature stages, ClusterFit unwhitened or PCA-64 whitened",
+    )
+    args = args.parse_args()
+    quick = args.quick
     if quick:
         n, seeds, n_pre_epochs, epochs, levels = 1_000, [0], 2, 2, (0.0, 0.75)
     else:
         n, seeds, n_pre_epochs, epochs, levels = 5_000, [0, 1], 30, 20, NOISE_LEVELS
+    stem, whitening, stages = "label_noise", (None,), (1,)
+    if args.todays_options:
+        stem, whitening, stages, levels = "label_noise_options", (None, 64), (1, 3), (0.75,)
+        seeds = seeds[:1] if quick else [0, 1, 2]
     X, y, data = common.held_out_protocol(n, quick)
     scores: dict = {}
     memorised: dict = {}
@@ -125,25 +164,28 @@ def main():
         for p in sorted(levels, reverse=True):
             level = f"{p:.0%} noise"
             noisy = noisy_labels(y, p, seed)
-            (reps, accuracy), fit_seconds = common.timed(
-                representations, X, noisy, seed, n_pre_epochs, epochs
+            (models, accuracy), fit_seconds = common.timed(
+                fitted, X, noisy, seed, n_pre_epochs, epochs, whitening
             )
             memorised.setdefault(level, []).append(round(accuracy, 4))
             seconds.append(fit_seconds)
-            common.probe_all(scores, reps, data, seed, prefix=f"{level}: ")
+            common.probe_all(scores, read_at(models, stages), data, seed, prefix=f"{level}: ")
             fields = {
                 "n_images": n,
                 "seeds": seeds,
                 "noise_levels": list(levels),
                 "epochs": {"N_pre": n_pre_epochs, "others": epochs},
                 "n_clusters": 100,
+                "pca_components": list(whitening),
+                "feature_stages": list(stages),
                 "temperature": TEMPERATURE,
                 "n_pre_train_accuracy": memorised,
                 "fit_seconds": seconds,
                 "scores": _in_order(scores, levels),
             }
-            record = common.save("label_noise", quick, fields, markdown)
-            plot(record, quick)
+            record = common.save(stem, quick, fields, markdown)
+            if not args.todays_options:
+                plot(record, quick)
 
 
 def _in_order(scores, levels):
@@ -165,14 +207,20 @@ def markdown(record):
         f"{record['seeds']}, run seed by seed (the levels below say how many were run); "
         f"N_pre {record['epochs']['N_pre']} epochs without augmentation, "
         f"the others {record['epochs']['others']} epochs with strong augmentation; "
-        f"K={record['n_clusters']}; distillation temperature {record['temperature']:g}. "
+        f"K={record['n_clusters']}; distillation temperature {record['temperature']:g}; "
+        f"ClusterFit's pca_components {_listed(record.get('pca_components', [None]))}; "
+        f"features read at {_listed(record.get('feature_stages', [1]))} stage(s). "
         f"N_pre's final accuracy on its noisy training labels: {accuracy}. "
-        f"Fitting the four networks took {np.mean(record['fit_seconds']):.0f} s per seed "
+        f"Fitting the networks took {np.mean(record['fit_seconds']):.0f} s per seed "
         "and noise level. "
         "Mean accuracy (min-max over the seeds run).",
         "",
     ]
     return "\n".join(lines + common.score_tables(record["scores"], "noise: representation"))
+
+
+def _listed(values):
+    return " and ".join("none" if v is None else str(v) for v in values)
 
 
 def plot(record, quick):

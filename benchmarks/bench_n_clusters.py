@@ -15,9 +15,17 @@ package's probes, on Fashion classes 5-9 (held-out classes), MNIST and digits
 28x28 (transfer), so the plot shows whether the K picked in-domain is the one
 that transfers. RotNet's own features are scored the same way as a reference.
 
+The search as first run (seed 0) clusters unwhitened and reads the pooled
+last stage (``pca_components=None``, ``feature_stages=1``, the defaults of
+the time). ``--todays-options`` reruns it with today's defaults (PCA-64
+whitening, three stages, for RotNet's reference row too) for K in {25, 100,
+500, 1000} and seeds 0, 1 and 2: a cell is the mean over seeds of the 3-fold
+mean, with the range of the seeds' fold means (results ``n_clusters_options.*``).
+
 Usage::
 
-    python benchmarks/bench_n_clusters.py           # about 30 minutes
+    python benchmarks/bench_n_clusters.py           # about 40 minutes
+    python benchmarks/bench_n_clusters.py --todays-options   # about an hour
     python benchmarks/bench_n_clusters.py --quick   # 600 images, two values of K
 """
 
@@ -53,17 +61,13 @@ def scorer(targets, seed):
     return score
 
 
-def main():
-    quick = common.arguments(__doc__).parse_args().quick
-    if quick:
-        n, grid, epochs, rotnet_epochs, folds = 600, [5, 10], 1, 1, 2
-    else:
-        n, grid, epochs, rotnet_epochs, folds = 5_000, N_CLUSTERS, 20, 10, 3
-    seed = 0
-    X, y, targets = common.held_out_protocol(n, quick)
-    del targets[SEEN]  # the seen classes are scored on the search's own folds
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+def search(X, y, targets, seed, grid, epochs, rotnet_epochs, folds, **recipe):
+    """One GridSearchCV over K and RotNet's reference row: metric -> column -> fold scores.
 
+    Returns the scores, the K picked and the search's seconds. ``recipe``
+    (``pca_components``, ``feature_stages``) is set on every ClusterFit.
+    """
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     start = time.perf_counter()
     rotnet = (
         ClusterFitTransformer(
@@ -72,14 +76,9 @@ def main():
         .fit(X)
         .extractor_
     )
-    pipeline = Pipeline(
-        [
-            ("cf", ClusterFitTransformer(extractor=rotnet, max_epochs=epochs, random_state=seed)),
-            ("clf", probe),
-        ]
-    )
+    cf = ClusterFitTransformer(extractor=rotnet, max_epochs=epochs, random_state=seed, **recipe)
     search = GridSearchCV(
-        pipeline,
+        Pipeline([("cf", cf), ("clf", probe)]),
         {"cf__n_clusters": grid},
         cv=folds,
         scoring=scorer(targets, seed),
@@ -89,7 +88,10 @@ def main():
 
     reference = Pipeline(
         [
-            ("rotnet", ClusterFitTransformer(extractor=rotnet, max_epochs=1, n_clusters=2)),
+            (
+                "rotnet",
+                ClusterFitTransformer(extractor=rotnet, max_epochs=1, n_clusters=2, **recipe),
+            ),
             ("clf", probe),
         ]
     ).set_params(rotnet__feature_layer="extractor")
@@ -98,28 +100,59 @@ def main():
     metrics = [
         key[len("mean_test_") :] for key in search.cv_results_ if key.startswith("mean_test_")
     ]
-    fields = {
-        "n_images": n,
-        "seed": seed,
-        "folds": folds,
-        "epochs": {"RotNet": rotnet_epochs, "N_cf": epochs},
-        "best_n_clusters": search.best_params_["cf__n_clusters"],
-        "search_seconds": seconds,
-        "scores": {
-            metric: {
-                **{
-                    str(k): _plain(
-                        search.cv_results_[f"split{f}_test_{metric}"][i] for f in range(folds)
-                    )
-                    for i, k in enumerate(grid)
-                },
-                "RotNet": _plain(baseline[f"test_{metric}"]),
-            }
-            for metric in metrics
-        },
+    scores = {
+        metric: {
+            **{
+                str(k): _plain(
+                    search.cv_results_[f"split{f}_test_{metric}"][i] for f in range(folds)
+                )
+                for i, k in enumerate(grid)
+            },
+            "RotNet": _plain(baseline[f"test_{metric}"]),
+        }
+        for metric in metrics
     }
-    record = common.save("n_clusters", quick, fields, markdown)
-    plot(record, quick)
+    return scores, search.best_params_["cf__n_clusters"], seconds
+
+
+def main():
+    args = common.arguments(__doc__)
+    args.add_argument(
+        "--todays-options",
+        action="store_true",
+        help="today's defaults (PCA-64 whitening, 3 stages), K in {25, 100, 500, 1000}, 3 seeds",
+    )
+    args = args.parse_args()
+    if args.quick:
+        n, grid, epochs, rotnet_epochs, folds = 600, [5, 10], 1, 1, 2
+    else:
+        n, grid, epochs, rotnet_epochs, folds = 5_000, N_CLUSTERS, 20, 10, 3
+    X, y, targets = common.held_out_protocol(n, args.quick)
+    del targets[SEEN]  # the seen classes are scored on the search's own folds
+    settings = (grid, epochs, rotnet_epochs, folds)
+    fields = {"n_images": n, "folds": folds, "epochs": {"RotNet": rotnet_epochs, "N_cf": epochs}}
+    if not args.todays_options:
+        scores, best, seconds = search(
+            X, y, targets, 0, *settings, pca_components=None, feature_stages=1
+        )
+        fields.update(seed=0, best_n_clusters=best, search_seconds=seconds, scores=scores)
+        record = common.save("n_clusters", args.quick, fields, markdown)
+        plot(record, args.quick)
+        return
+    seeds = [0] if args.quick else [0, 1, 2]
+    grid = grid if args.quick else [25, 100, 500, 1000]
+    settings = (grid, epochs, rotnet_epochs, folds)
+    fields.update(seeds=[], best_n_clusters=[], search_seconds=[], scores={})
+    for seed in seeds:
+        scores, best, seconds = search(X, y, targets, seed, *settings)
+        fields["seeds"].append(seed)
+        fields["best_n_clusters"].append(best)
+        fields["search_seconds"].append(seconds)
+        for metric, columns in scores.items():
+            for column, values in columns.items():
+                cell = fields["scores"].setdefault(metric, {}).setdefault(column, [])
+                cell.append(round(float(np.mean(values)), 4))
+        common.save("n_clusters_options", args.quick, fields, markdown)
 
 
 def _plain(values) -> list[float]:
@@ -128,15 +161,26 @@ def _plain(values) -> list[float]:
 
 def markdown(record):
     grid = _grid(record)
-    lines = common.markdown_header(
-        "Number of clusters: GridSearchCV over cf__n_clusters", record
-    ) + [
+    if "seeds" in record:  # --todays-options
+        title = "Number of clusters with today's defaults (PCA-64 whitening, 3 stages)"
+        about = (
+            f"seeds {record['seeds']}; best K by the cross-validated in-domain score, per seed: "
+            f"**{', '.join(map(str, record['best_n_clusters']))}**. The searches took "
+            f"{np.mean(record['search_seconds']):.0f} s each. Mean over seeds of the "
+            f"{record['folds']}-fold mean (min-max over the seeds' fold means)"
+        )
+    else:
+        title = "Number of clusters: GridSearchCV over cf__n_clusters"
+        about = (
+            f"seed {record['seed']}, pca_components=None, feature_stages=1. Best K by the "
+            f"cross-validated in-domain score: **{record['best_n_clusters']}**. The search took "
+            f"{record['search_seconds']:.0f} s. Mean accuracy over the folds (min-max)"
+        )
+    lines = common.markdown_header(title, record) + [
         f"D: {record['n_images']} Fashion-MNIST training images of classes 0-4; "
-        f"{record['folds']}-fold GridSearchCV, seed {record['seed']}; RotNet "
-        f"{record['epochs']['RotNet']} epochs, shared; N_cf {record['epochs']['N_cf']} epochs. "
-        f"Best K by the cross-validated in-domain score: **{record['best_n_clusters']}**. "
-        f"The search took {record['search_seconds']:.0f} s. Mean accuracy over the folds "
-        "(min-max); the RotNet column is N_pre's own features, probed the same way.",
+        f"{record['folds']}-fold GridSearchCV; RotNet "
+        f"{record['epochs']['RotNet']} epochs, shared; N_cf {record['epochs']['N_cf']} epochs; "
+        f"{about}; the RotNet column is N_pre's own features, probed the same way.",
         "",
     ]
     columns = ["score", *(f"K={k}" for k in grid), "RotNet"]
