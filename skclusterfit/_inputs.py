@@ -259,7 +259,7 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     if reset:
         shape = nd_shape or _flat_layout(estimator.image_shape, X.shape[1])
         if given_shape is not None or isinstance(estimator.image_shape, str):
-            _warn_of_flattened_images(given_shape or X.shape)
+            _warn_of_flattened_images(given_shape or X.shape, None if given_shape else X)
     else:
         shape = nd_shape or estimator.image_shape_
         if tuple(shape) != tuple(estimator.image_shape_):
@@ -287,16 +287,31 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     return ArrayImages(images, estimator.input_range_)
 
 
-def _warn_of_flattened_images(shape: tuple[int, ...]) -> None:
+def _warn_of_flattened_images(shape: tuple[int, ...], X: np.ndarray | None = None) -> None:
     """Warn where ``X`` looks like square images flattened, but is read as other images.
 
     Rows of ``3 * s * s`` values (``s >= MIN_IMAGE_SIDE``) look like ``s x s`` colour
     images, which ``image_shape="auto"`` reads as ``1 x 3ss`` signals; 3-D arrays
     ``(n, s * s, C)`` or ``(n, C, s * s)`` look like images flattened to pixels, which
     are read as grey ``ss x C`` or ``C x ss`` images. Rows of ``4 * s * s`` values
-    are perfect squares, read as grey images, as the digits' 64 and MNIST's 784 are.
+    are perfect squares, read as grey images, as the digits' 64 and MNIST's 784 are;
+    the 2-D ``X`` tells them from flattened RGBA images by its values: every fourth
+    value the same in every image, where the rest differ, is an alpha channel.
     """
     if len(shape) == 2:
+        if X is not None and _looks_like_flat_rgba(X):
+            side = _square_side(shape[1] // 4)
+            warnings.warn(
+                f"X has rows of {shape[1]} values, which image_shape='auto' reads as "
+                f"{2 * side}x{2 * side} grey images, but every fourth value is the same in "
+                f"every image, as the alpha channel of {side}x{side} RGBA images flattened "
+                f"is. If they are, pass image_shape=({side}, {side}, 4); "
+                f"image_shape=({2 * side}, {2 * side}, 1) reads them as grey without this "
+                "warning.",
+                UserWarning,
+                stacklevel=7,
+            )
+            return
         side = _square_side(shape[1] // 3) if shape[1] % 3 == 0 else 0
         if side:
             warnings.warn(
@@ -319,6 +334,15 @@ def _warn_of_flattened_images(shape: tuple[int, ...]) -> None:
                 UserWarning,
                 stacklevel=7,
             )
+
+
+def _looks_like_flat_rgba(X: np.ndarray) -> bool:
+    """Whether rows of ``4 * s * s`` values hold a constant channel among varying ones."""
+    n_features = X.shape[1]
+    if n_features % 4 or not _square_side(n_features // 4):
+        return False
+    alpha, colour = X[:, 3::4], X[:, 0::4]
+    return bool(np.ptp(alpha) == 0 and np.ptp(colour) > 0)
 
 
 def _square_side(n_pixels: int) -> int:

@@ -107,7 +107,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         otherwise a ``1 x n_features`` signal; rows of ``3 * s * s`` values
         (``s`` of 8 or more, 3072 for 32x32) look like colour images, so
         ``"auto"`` warns that they are read as signals and names the
-        ``image_shape`` to pass. N-D inputs ``(n, H, W)``, ``(n, H, W, C)`` and
+        ``image_shape`` to pass; rows of ``4 * s * s`` values are read as
+        grey images, with a warning where every fourth value is the same in
+        every image, as a flattened RGBA image's alpha is. N-D inputs ``(n, H, W)``, ``(n, H, W, C)`` and
         ``(n, C, H, W)`` carry their own shape (a warning points out
         ``(n, s * s, 3)``, read as grey ``s*s x 3`` images); image files and
         Datasets too (see ``image_size``).

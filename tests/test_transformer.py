@@ -303,11 +303,29 @@ def test_flattened_colour_images_are_pointed_out(tiny, shape, advice):
     assert record[0].filename == __file__
 
 
+def test_flattened_rgba_images_are_pointed_out(tiny):
+    # 4 * 16 * 16 values are also 32x32 grey pixels; an opaque alpha channel tells.
+    rgba = np.random.RandomState(0).rand(30, 16, 16, 4)
+    rgba[..., 3] = 1.0
+    X = rgba.reshape(30, -1)
+    advice = r"rows of 1024 values.* 32x32 grey .* pass image_shape=\(16, 16, 4\)"
+    with pytest.warns(UserWarning, match=advice) as record:
+        ClusterFitTransformer(**{**tiny, "n_clusters": 2}, architecture="cnn").fit(X)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cf = ClusterFitTransformer(
+            **{**tiny, "n_clusters": 2}, image_shape=(16, 16, 4), architecture="cnn"
+        ).fit(X)
+    assert cf.image_shape_ == (16, 16, 4)
+
+
 @pytest.mark.parametrize(
     "shape, image_shape",
     [
         ((30, 64), "auto"),  # the 8x8 digits
         ((30, 784), "auto"),  # 28x28 MNIST
+        ((30, 1024), "auto"),  # 32x32 grey, every pixel varying
         ((30, 48), "auto"),  # too small to be told from a table
         ((30, 30), "auto"),
         ((30, 3072), (1, 3072)),  # signals, said so
