@@ -212,8 +212,8 @@ class Checkpoints:
                 record = torch.load(path, map_location="cpu", weights_only=True)
             payload = record["payload"].numpy().tobytes()
             intact = hashlib.sha256(payload).hexdigest() == record["sha256"]
-        except OSError:
-            raise  # no permission, a folder...: the file itself may be intact
+        except (OSError, MemoryError):
+            raise  # no permission, a folder, no memory...: the file itself may be intact
         except Exception as exc:
             raise ValueError(
                 f"The checkpoint {path} is damaged and cannot be read ({type(exc).__name__})."

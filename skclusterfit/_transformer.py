@@ -109,8 +109,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``"auto"`` warns that they are read as signals and names the
         ``image_shape`` to pass; rows of ``4 * s * s`` values are read as
         grey images, with a warning where every fourth value is the same in
-        every image, as a flattened RGBA image's alpha is. N-D inputs ``(n, H, W)``, ``(n, H, W, C)`` and
-        ``(n, C, H, W)`` carry their own shape (a warning points out
+        every image, as a flattened RGBA image's alpha is. N-D inputs
+        ``(n, H, W)``, ``(n, H, W, C)`` and ``(n, C, H, W)`` carry their own
+        shape (a warning points out
         ``(n, s * s, 3)``, read as grey ``s*s x 3`` images); image files and
         Datasets too (see ``image_size``).
     image_size : int, (height, width) or None, default=None

@@ -327,6 +327,20 @@ def test_checkpoints_that_cannot_be_read_are_not_called_damaged(small_digits, ti
             ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
 
 
+def test_a_checkpoint_read_without_memory_is_not_called_damaged(
+    small_digits, tiny, tmp_path, monkeypatch
+):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(torch, "load", out_of_memory)
+    with pytest.raises(MemoryError):
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+
+
 def test_a_checkpoint_of_another_auto_network_says_so(rng, tiny, tmp_path, monkeypatch):
     # architecture="auto" builds resnet18_small for 32x32 images on a GPU and the
     # compact CNN on the CPU: resuming one on the other is refused, naming both.
