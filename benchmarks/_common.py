@@ -33,21 +33,22 @@ HELD_OUT_SPLIT = {
 }
 
 
-def arguments(doc: str, default_fit: str | None = None) -> argparse.ArgumentParser:
+def arguments(doc: str, **flags: str) -> argparse.ArgumentParser:
     """The command line of a benchmark script.
 
     Parameters
     ----------
     doc : str
         The script's docstring; its first line describes the script.
-    default_fit : str or None
-        Help text of a ``--default-fit`` flag, for scripts that also time fits
-        with the package's defaults; None adds no such flag.
+    **flags : str
+        On/off flags of the script, name -> help text; ``default_fit`` adds
+        ``--default-fit``.
 
     Returns
     -------
     parser : argparse.ArgumentParser
-        A parser with the ``--quick`` flag, to which a script may add its own.
+        A parser with the ``--quick`` flag and ``flags``, to which a script may
+        add its own arguments.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
@@ -55,8 +56,8 @@ def arguments(doc: str, default_fit: str | None = None) -> argparse.ArgumentPars
         action="store_true",
         help="a smoke run with small sizes and few epochs, written as results/*_quick.*",
     )
-    if default_fit is not None:
-        parser.add_argument("--default-fit", action="store_true", help=default_fit)
+    for name, help_text in flags.items():
+        parser.add_argument("--" + name.replace("_", "-"), action="store_true", help=help_text)
     return parser
 
 
@@ -116,12 +117,21 @@ def save(stem: str, quick: bool, fields: dict, markdown) -> dict:
         The header and ``fields``, as written to the JSON file.
     """
     record = {**header(), **fields}
-    text = markdown(record)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{_stem(stem, quick)}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / f"{_stem(stem, quick)}.md").write_text(text)
-    print(text)
+    print(write(record, stem, quick, markdown))
     return record
+
+
+def write(record: dict, stem: str, quick: bool, markdown, folder: Path = RESULTS) -> str:
+    """Write ``record`` as ``<stem>.json`` and its markdown as ``<stem>.md`` in ``folder``.
+
+    Values JSON cannot hold are written as their text. Returns the markdown.
+    """
+    text = markdown(record)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _stem(stem, quick)
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    path.with_suffix(".md").write_text(text)
+    return text
 
 
 def spread(values) -> str:
@@ -140,6 +150,15 @@ def timed(function, *args, **kwargs) -> tuple:
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - start
+
+
+def fit_timed(X, seconds: dict, row: str, stage: str, **params) -> ClusterFitTransformer:
+    """``ClusterFitTransformer(**params)`` fitted on ``X``; ``stage``'s training time
+    (from ``history_``) is appended to ``seconds[row]``."""
+    model = ClusterFitTransformer(**params).fit(X)
+    spent = sum(epoch["seconds"] for epoch in model.history_ if epoch["stage"] == stage)
+    seconds.setdefault(row, []).append(spent)
+    return model
 
 
 def pyplot():

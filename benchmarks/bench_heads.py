@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import _common as common
 
-from skclusterfit import ClusterFitTransformer
-
 
 def variants(k: int) -> dict:
     """Row label -> ``n_clusters``: K, 5K, [K, 5K] and [K, 3K, 5K] for the study's K."""
@@ -46,14 +44,16 @@ def representations(X, seed, settings, targets):
     _, _, n_pre, n_cf, k = settings
     reps = {}
     for name, n_clusters in variants(k).items():
-        model = ClusterFitTransformer(
+        model = common.fit_timed(
+            X,
+            CLUSTERFIT_SECONDS,
+            name,
+            "clusterfit",
             random_state=seed,
             n_clusters=n_clusters,
             max_epochs=n_cf,
             extractor_epochs=n_pre,
-        ).fit(X)
-        seconds = sum(h["seconds"] for h in model.history_ if h["stage"] == "clusterfit")
-        CLUSTERFIT_SECONDS.setdefault(name, []).append(seconds)
+        )
         if not reps:
             reps["RotNet"] = common.feature_layer(model, "extractor")
         reps[f"ClusterFit(RotNet), {name}"] = common.feature_layer(model, "features")

@@ -138,13 +138,11 @@ def read_at(models, stages):
 
 
 def main():
-    args = common.arguments(__doc__)
-    args.add_argument(
-        "--todays-options",
-        action="store_true",
-        help="75%% noise, 3 seeds: 1 or 3 feature stages, ClusterFit unwhitened or PCA-64 whitened",
-    )
-    args = args.parse_args()
+    args = common.arguments(
+        __doc__,
+        todays_options="75%% noise, 3 seeds: 1 or 3 feature stages, ClusterFit unwhitened "
+        "or PCA-64 whitened",
+    ).parse_args()
     quick = args.quick
     if quick:
         n, seeds, n_pre_epochs, epochs, levels = 1_000, [0], 2, 2, (0.0, 0.75)

@@ -116,13 +116,11 @@ def search(X, y, targets, seed, grid, epochs, rotnet_epochs, folds, **recipe):
 
 
 def main():
-    args = common.arguments(__doc__)
-    args.add_argument(
-        "--todays-options",
-        action="store_true",
-        help="today's defaults (PCA-64 whitening, 3 stages), K in {25, 100, 500, 1000}, 3 seeds",
-    )
-    args = args.parse_args()
+    args = common.arguments(
+        __doc__,
+        todays_options="today's defaults (PCA-64 whitening, 3 stages), K in {25, 100, 500, "
+        "1000}, 3 seeds",
+    ).parse_args()
     if args.quick:
         n, grid, epochs, rotnet_epochs, folds = 600, [5, 10], 1, 1, 2
     else:

@@ -143,9 +143,7 @@ def diagnosis(X, seed, settings, targets):
 
 
 def main():
-    parser = common.arguments(__doc__)
-    parser.add_argument("--diagnosis", action="store_true", help="which part of autocast hurts")
-    args = parser.parse_args()
+    args = common.arguments(__doc__, diagnosis="which part of autocast hurts").parse_args()
     native = {"bfloat16_native": native_bfloat16(torch.device("cpu"))}
     if args.diagnosis:
         common.run_held_out_study(

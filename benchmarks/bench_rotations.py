@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import _common as common
 
-from skclusterfit import ClusterFitTransformer
-
 
 def variants(n_pre: int) -> dict:
     """Row label -> (rotations per image, RotNet epochs)."""
@@ -44,15 +42,17 @@ def representations(X, seed, settings, targets):
     _, _, n_pre, n_cf, n_clusters = settings
     reps = {}
     for name, (per_image, epochs) in variants(n_pre).items():
-        model = ClusterFitTransformer(
+        model = common.fit_timed(
+            X,
+            ROTNET_SECONDS,
+            name,
+            "rotnet",
             random_state=seed,
             n_clusters=n_clusters,
             max_epochs=n_cf,
             extractor_epochs=epochs,
             rotations_per_image=per_image,
-        ).fit(X)
-        seconds = sum(h["seconds"] for h in model.history_ if h["stage"] == "rotnet")
-        ROTNET_SECONDS.setdefault(name, []).append(seconds)
+        )
         reps[f"RotNet, {name}"] = common.feature_layer(model, "extractor")
         reps[f"ClusterFit(RotNet, {name})"] = common.feature_layer(model, "features")
     return reps

@@ -54,13 +54,9 @@ def representations(X, seed, n_pre, n_cf, n_clusters):
 
 
 def main():
-    parser = common.arguments(__doc__)
-    parser.add_argument(
-        "--held-out-classes",
-        action="store_true",
-        help="D_cf from Fashion classes 0-4 only; probe also on classes 5-9",
-    )
-    args = parser.parse_args()
+    args = common.arguments(
+        __doc__, held_out_classes="D_cf from Fashion classes 0-4 only; probe also on classes 5-9"
+    ).parse_args()
     settings = common.study_settings(args.quick)
     n, seeds, n_pre, n_cf, n_clusters = settings
     train = load_fashion_mnist("train")

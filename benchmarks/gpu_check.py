@@ -258,14 +258,7 @@ def main():
         result["section_seconds"] = time.perf_counter() - start
         record["sections"][name] = result
         print(name, json.dumps(result, default=str)[:2000], flush=True)
-        write(record, Path(args.out), args.quick)
-
-
-def write(record: dict, folder: Path, quick: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = "gpu_check_quick" if quick else "gpu_check"
-    (folder / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    (folder / f"{stem}.md").write_text(markdown(record))
+        common.write(record, "gpu_check", args.quick, markdown, Path(args.out))
 
 
 def markdown(record: dict) -> str:

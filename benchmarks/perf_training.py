@@ -46,7 +46,7 @@ from skclusterfit._devices import autocast, to_device
 from skclusterfit._networks import build_network
 from skclusterfit._sources import ArrayImages
 from skclusterfit._targets import ClassIds
-from skclusterfit._training import TrainConfig, augment, train
+from skclusterfit._training import augment, make_config, train
 from skclusterfit.datasets import load_fashion_mnist
 
 BATCH = 128
@@ -55,18 +55,9 @@ BFLOAT16 = torch.bfloat16
 
 def package_epoch(network, images, targets, seed, device, dtype=None):
     """One epoch of the package's training stage."""
-    config = TrainConfig(
-        epochs=1,
-        batch_size=BATCH,
-        learning_rate=0.05,
-        lr_schedule="cosine",
-        weight_decay=5e-4,
-        augmentation="strong",
-        balanced_sampling=False,
-        device=device,
-        verbose=0,
-        autocast_dtype=dtype,
-    )
+    precision = "float32" if dtype is None else {torch.bfloat16: "bfloat16"}[dtype]
+    params = ClusterFitTransformer(batch_size=BATCH, precision=precision).get_params()
+    config = make_config(params, epochs=1, device=device)
     train(
         network,
         ArrayImages(images, (0.0, 255.0)),
