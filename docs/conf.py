@@ -128,7 +128,8 @@ def _result_tables():
     )
     (out / "results_memory_files.rst").write_text(_table(rows, files) + "\n" + summary)
 
-    studies = ("selfsupervised", "selfsupervised_heldout", "label_noise", "rounds", "levers")
+    studies = ("selfsupervised", "selfsupervised_heldout", "label_noise", "label_noise_options")
+    studies += ("rounds", "levers")
     studies += ("precision", "precision_diagnosis", "rotations", "colour", "features", "heads")
     for stem in studies:
         record = json.loads((ROOT / f"benchmarks/results/{stem}.json").read_text())
@@ -137,7 +138,7 @@ def _result_tables():
             rows += [(name, *map(_spread, cell.values())) for name, cell in table.items()]
             slug = _slug(target)
             text = _table(rows, record)
-            if stem == "label_noise":
+            if stem.startswith("label_noise"):
                 text += "\nSeeds run and N_pre's final accuracy on its noisy labels: " + "; ".join(
                     f"{level}: {len(v)} seed{'s' * (len(v) > 1)}, {sum(v) / len(v):.3f}"
                     for level, v in record["n_pre_train_accuracy"].items()
@@ -151,11 +152,12 @@ def _result_tables():
         rows.append((name, *("-" if None in v else _spread(v) for v in cell.values())))
     (out / "results_rounds_nmi.rst").write_text(_table(rows, record))
 
-    record = json.loads((ROOT / "benchmarks/results/n_clusters.json").read_text())
-    grid = [k for k in next(iter(record["scores"].values())) if k != "RotNet"]
-    rows = [("score", *(f"K={k}" for k in grid), "RotNet")]
-    rows += [(metric, *map(_spread, cells.values())) for metric, cells in record["scores"].items()]
-    (out / "results_n_clusters.rst").write_text(_table(rows, record))
+    for stem in ("n_clusters", "n_clusters_options"):
+        record = json.loads((ROOT / f"benchmarks/results/{stem}.json").read_text())
+        grid = [k for k in next(iter(record["scores"].values())) if k != "RotNet"]
+        rows = [("score", *(f"K={k}" for k in grid), "RotNet")]
+        rows += [(m, *map(_spread, cells.values())) for m, cells in record["scores"].items()]
+        (out / f"results_{stem}.rst").write_text(_table(rows, record))
     for figure in ("label_noise.png", "n_clusters.png", "rounds.png"):
         shutil.copyfile(ROOT / "benchmarks/results" / figure, out / figure)
 
