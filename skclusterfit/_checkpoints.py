@@ -215,6 +215,8 @@ class Checkpoints:
         except (OSError, MemoryError):
             raise  # no permission, a folder, no memory...: the file itself may be intact
         except Exception as exc:
+            if isinstance(exc, RuntimeError) and "allocate memory" in str(exc):
+                raise MemoryError(str(exc)) from exc  # torch's words for a failed allocation
             raise ValueError(
                 f"The checkpoint {path} is damaged and cannot be read ({type(exc).__name__})."
             ) from None

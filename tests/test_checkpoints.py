@@ -327,14 +327,21 @@ def test_checkpoints_that_cannot_be_read_are_not_called_damaged(small_digits, ti
             ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),  # numpy's
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"),
+    ],
+)
 def test_a_checkpoint_read_without_memory_is_not_called_damaged(
-    small_digits, tiny, tmp_path, monkeypatch
+    small_digits, tiny, tmp_path, monkeypatch, error
 ):
     X, _ = small_digits
     ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
 
     def out_of_memory(*args, **kwargs):
-        raise MemoryError
+        raise error
 
     monkeypatch.setattr(torch, "load", out_of_memory)
     with pytest.raises(MemoryError):

@@ -325,15 +325,23 @@ def test_flattened_rgba_images_are_pointed_out(tiny):
     [
         ((30, 64), "auto"),  # the 8x8 digits
         ((30, 784), "auto"),  # 28x28 MNIST
-        ((30, 1024), "auto"),  # 32x32 grey, every pixel varying
+        ("digits_32", "auto"),  # 32x32 grey strokes on a blank background
+        ("digits_32_bool", "auto"),  # the same, thresholded: bool pixels
         ((30, 48), "auto"),  # too small to be told from a table
         ((30, 30), "auto"),
         ((30, 3072), (1, 3072)),  # signals, said so
         ((30, 3072), (32, 32, 3)),
     ],
 )
-def test_grey_images_tables_and_explicit_shapes_are_not_warned_about(tiny, shape, image_shape):
-    X = np.random.RandomState(0).rand(*shape)
+def test_grey_images_tables_and_explicit_shapes_are_not_warned_about(
+    small_digits, tiny, shape, image_shape
+):
+    if isinstance(shape, str):  # 4 * 16 * 16 values: the digits blown up to 32x32
+        digits = small_digits[0][:30].reshape(30, 8, 8)
+        X = np.kron(digits, np.ones((1, 4, 4))).reshape(30, -1)
+        X = X > 8 if shape.endswith("bool") else X
+    else:
+        X = np.random.RandomState(0).rand(*shape)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ClusterFitTransformer(
