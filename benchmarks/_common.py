@@ -334,7 +334,8 @@ def network_rows(X, seed: int, n_pre: int, n_cf: int, **params) -> dict:
     clusterfit = ClusterFitTransformer(**base).fit(X)
     from_random = ClusterFitTransformer(**base, extractor="random").fit(X)
     # As many epochs as N_pre and N_cf together, not as much compute: a RotNet
-    # epoch shows every image at four rotations, about four N_cf epochs' work.
+    # epoch shows every image at rotations_per_image rotations, as much work as
+    # that many N_cf epochs.
     long_rotnet = ClusterFitTransformer(
         **{**base, "extractor_epochs": n_pre + n_cf, "max_epochs": 1}
     ).fit(X)

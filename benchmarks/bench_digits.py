@@ -8,9 +8,9 @@ compares:
 - a randomly initialised network (the ``"cnn"`` architecture, untrained);
 - RotNet, the default extractor N_pre, trained for 10 epochs;
 - RotNet trained for 30 epochs, as many as N_pre and N_cf together (the
-  equal-epoch control; a RotNet epoch shows every image at four rotations and
-  costs about four N_cf epochs, so this RotNet trains about twice as long as
-  N_pre and N_cf together);
+  equal-epoch control; a RotNet epoch shows every image at two of its four
+  rotations (``rotations_per_image=2``) and costs about two N_cf epochs, so
+  this RotNet trains about 1.5 times as long as N_pre and N_cf together);
 - ClusterFit from the random network (what retraining on any consistent
   pseudo-labels gives);
 - ClusterFit from RotNet: the package's defaults.

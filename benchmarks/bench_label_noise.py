@@ -22,9 +22,10 @@ targets. Targets: Fashion classes 0-4 (the classes seen, with their true
 labels), Fashion classes 5-9 (held-out classes), MNIST and digits 28x28
 (transfer); probes: linear, 10-shot linear, cosine 20-NN.
 
-The study as first run clusters N_pre's features unwhitened and reads every
-network's pooled last stage (``pca_components=None``, ``feature_stages=1``,
-the defaults of the time). ``--todays-options`` reruns the 75% level with 3
+The study as first run trains in float32, clusters N_pre's features
+unwhitened and reads every network's pooled last stage
+(``precision="float32"``, ``pca_components=None``, ``feature_stages=1``, the
+defaults of the time). ``--todays-options`` reruns the 75% level with 3
 seeds, one option at a time and then both: every network read at 1 and at 3
 stages, ClusterFit clustered unwhitened and PCA-64 whitened (results
 ``label_noise_options.*``).
@@ -64,7 +65,7 @@ def noisy_labels(y, p, seed):
     return noisy
 
 
-def distilled(X, teacher, seed, epochs):
+def distilled(X, teacher, seed, epochs, precision):
     """A new network trained on ``teacher``'s soft outputs, by the package's loop.
 
     The ClusterFit recipe with soft targets in place of cluster ids: the
@@ -72,7 +73,11 @@ def distilled(X, teacher, seed, epochs):
     again from scratch on the teacher's softened outputs.
     """
     model = ClusterFitTransformer(
-        extractor="random", n_clusters=N_CLASSES, max_epochs=1, random_state=seed
+        extractor="random",
+        n_clusters=N_CLASSES,
+        max_epochs=1,
+        random_state=seed,
+        precision=precision,
     ).fit(X)
     source = check_images(model, X, reset=False)
     cpu = torch.device("cpu")
@@ -94,13 +99,14 @@ def distilled(X, teacher, seed, epochs):
     return model.set_params(feature_layer="features")
 
 
-def fitted(X, noisy, seed, n_pre_epochs, epochs, whitening):
+def fitted(X, noisy, seed, n_pre_epochs, epochs, whitening, precision):
     """Name -> fitted model, and N_pre's final training accuracy.
 
     ``whitening`` lists the ``pca_components`` of the ClusterFit fits, one fit
-    each (a row per value when there are several).
+    each (a row per value when there are several); every network trains with
+    ``precision``.
     """
-    base = dict(random_state=seed, max_epochs=epochs)
+    base = dict(random_state=seed, max_epochs=epochs, precision=precision)
     n_pre = ClusterFitTransformer(
         **{**base, "max_epochs": 1},
         extractor="supervised",
@@ -114,7 +120,7 @@ def fitted(X, noisy, seed, n_pre_epochs, epochs, whitening):
     ).fit(X, noisy)
     models = {
         "N_pre": n_pre.set_params(feature_layer="extractor"),
-        "distillation of N_pre": distilled(X, n_pre.extractor_.network, seed, epochs),
+        "distillation of N_pre": distilled(X, n_pre.extractor_.network, seed, epochs, precision),
         "fresh network on the noisy labels": fresh.set_params(feature_layer="extractor"),
     }
     for pca in whitening:
@@ -148,9 +154,11 @@ def main():
         n, seeds, n_pre_epochs, epochs, levels = 1_000, [0], 2, 2, (0.0, 0.75)
     else:
         n, seeds, n_pre_epochs, epochs, levels = 5_000, [0, 1], 30, 20, NOISE_LEVELS
-    stem, whitening, stages = "label_noise", (None,), (1,)
+    # The first run's options are those of its time: float32, unwhitened, last stage.
+    stem, whitening, stages, precision = "label_noise", (None,), (1,), "float32"
     if args.todays_options:
         stem, whitening, stages, levels = "label_noise_options", (None, 64), (1, 3), (0.75,)
+        precision = "auto"
         seeds = seeds[:1] if quick else [0, 1, 2]
     X, y, data = common.held_out_protocol(n, quick)
     scores: dict = {}
@@ -163,7 +171,7 @@ def main():
             level = f"{p:.0%} noise"
             noisy = noisy_labels(y, p, seed)
             (models, accuracy), fit_seconds = common.timed(
-                fitted, X, noisy, seed, n_pre_epochs, epochs, whitening
+                fitted, X, noisy, seed, n_pre_epochs, epochs, whitening, precision
             )
             memorised.setdefault(level, []).append(round(accuracy, 4))
             seconds.append(fit_seconds)
@@ -175,6 +183,7 @@ def main():
                 "epochs": {"N_pre": n_pre_epochs, "others": epochs},
                 "n_clusters": 100,
                 "pca_components": list(whitening),
+                "precision": precision,
                 "feature_stages": list(stages),
                 "temperature": TEMPERATURE,
                 "n_pre_train_accuracy": memorised,
