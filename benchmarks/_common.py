@@ -121,16 +121,19 @@ def save(stem: str, quick: bool, fields: dict, markdown) -> dict:
     return record
 
 
-def write(record: dict, stem: str, quick: bool, markdown, folder: Path = RESULTS) -> str:
+def write(
+    record: dict, stem: str, quick: bool, markdown, folder: Path = RESULTS, as_text=None
+) -> str:
     """Write ``record`` as ``<stem>.json`` and its markdown as ``<stem>.md`` in ``folder``.
 
-    Values JSON cannot hold are written as their text. Returns the markdown.
+    ``as_text`` (such as ``str``) turns values JSON cannot hold into text;
+    None refuses them. Returns the markdown.
     """
     text = markdown(record)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / _stem(stem, quick)
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    path.with_suffix(".md").write_text(text)
+    name = _stem(stem, quick)
+    (folder / f"{name}.json").write_text(json.dumps(record, indent=2, default=as_text) + "\n")
+    (folder / f"{name}.md").write_text(text)
     return text
 
 

@@ -258,7 +258,7 @@ def main():
         result["section_seconds"] = time.perf_counter() - start
         record["sections"][name] = result
         print(name, json.dumps(result, default=str)[:2000], flush=True)
-        common.write(record, "gpu_check", args.quick, markdown, Path(args.out))
+        common.write(record, "gpu_check", args.quick, markdown, Path(args.out), as_text=str)
 
 
 def markdown(record: dict) -> str:
