@@ -44,6 +44,8 @@ _RAGGED = (
 # The smallest side of the square images that flattened arrays are checked for
 # (see _warn_of_flattened_images): smaller ones are as likely to be tables.
 MIN_IMAGE_SIDE = 8
+# Rows read at a time when looking for a flattened alpha channel.
+_ROWS_PER_CHECK = 1024
 
 
 def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
@@ -341,12 +343,17 @@ def _looks_like_flat_rgba(X: np.ndarray) -> bool:
     n_features = X.shape[1]
     if n_features % 4 or not _square_side(n_features // 4):
         return False
-    # Compared, not subtracted: bool and small integer types have no safe difference.
-    alpha = X[:, 3::4]
-    if (alpha != alpha[0, 0]).any():  # real grey images leave here at the first row
-        return False
-    colour = X[:, np.arange(n_features) % 4 != 3]
-    return bool((colour != colour[0, 0]).any())
+    # A chunk of rows at a time, each as one pixel's four values per row, compared
+    # rather than subtracted (bool and small integer types have no safe difference):
+    # real grey images leave at the first chunk, and no copy of X is made.
+    alpha, colour = X[0, 3], X[0, 0]
+    colour_varies = False
+    for start in range(0, len(X), _ROWS_PER_CHECK):
+        pixels = np.asarray(X[start : start + _ROWS_PER_CHECK]).reshape(-1, 4)
+        if (pixels[:, 3] != alpha).any():
+            return False
+        colour_varies = colour_varies or bool((pixels[:, :3] != colour).any())
+    return colour_varies
 
 
 def _square_side(n_pixels: int) -> int:
