@@ -65,20 +65,15 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
         named = f"n_clusters[{position}]={count}" if several else f"n_clusters={count}"
         if count > len(source):
             raise ValueError(f"{named} is larger than the number of samples ({len(source)}).")
-        if count == 1 and several:
-            warnings.warn(
-                f"{named} gives one head of N_cf a single class to predict, which leaves "
-                f"that head nothing to learn.",
-                UserWarning,
-                stacklevel=5,
+        if count == 1:
+            what = (
+                "one head of N_cf a single class to predict, which leaves that head nothing "
+                "to learn."
+                if several
+                else "N_cf a single class to predict, which leaves it nothing to learn: its "
+                "features are those of an untrained network."
             )
-        elif count == 1:
-            warnings.warn(
-                "n_clusters=1 gives N_cf a single class to predict, which leaves it nothing "
-                "to learn: its features are those of an untrained network.",
-                UserWarning,
-                stacklevel=5,
-            )
+            warnings.warn(f"{named} gives {what}", UserWarning, stacklevel=5)
     return source, labels
 
 
