@@ -19,9 +19,9 @@ import torch.nn.functional as F
 import torchvision
 
 import skclusterfit
-from skclusterfit import ClusterFitTransformer
+from skclusterfit import ClusterFitTransformer, metrics
+from skclusterfit._testing import at_layer, probe_label
 from skclusterfit.datasets import load_digits, load_fashion_mnist, load_mnist_subset
-from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
 
 RESULTS = Path(__file__).parent / "results"
 # The held-out-class protocol: D_cf holds Fashion-MNIST classes 0-4 only (T-shirt,
@@ -300,17 +300,17 @@ def shrink(targets: dict, n: int) -> dict:
 
 
 def probe_scores(F_train, y_train, F_test, y_test, seed: int) -> dict:
-    """Linear probe on all labels, 10-shot linear probe (ten draws), cosine 20-NN."""
-    return {
-        "linear": round(linear_probe_score(F_train, y_train, F_test, y_test), 4),
-        "10-shot": round(few_shot_score(F_train, y_train, F_test, y_test, random_state=seed), 4),
-        "20-NN": round(knn_score(F_train, y_train, F_test, y_test), 4),
-    }
+    """Linear probe on all labels, 10-shot linear probe (ten draws), cosine 20-NN.
+
+    Keyed by the probes' labels ("linear", "10-shot", "20-NN"), as the result files are.
+    """
+    found = metrics.probe_scores(F_train, y_train, F_test, y_test, random_state=seed)
+    return {probe_label(probe): round(score, 4) for probe, score in found.items()}
 
 
 def feature_layer(model, name: str):
-    """A function giving ``model``'s features at ``feature_layer=name``."""
-    return lambda A: model.set_params(feature_layer=name).transform(A)
+    """A function giving ``model``'s features at ``feature_layer=name`` (``model`` unchanged)."""
+    return at_layer(model, name).transform
 
 
 def network_rows(X, seed: int, n_pre: int, n_cf: int, **params) -> dict:

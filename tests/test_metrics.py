@@ -80,10 +80,10 @@ def report(fitted, labelled):
 
 def test_report_has_a_row_per_representation_and_a_column_per_probe(report):
     assert list(report.scores) == ["N_cf", "N_pre", "raw pixels", "PCA-16"]
-    assert report.probes == ("linear", "knn", "few_shot")
+    assert report.probes == ("linear", "few_shot", "knn")
     assert report.n_folds == 3 and report.n_samples == 300
     for row in report.scores.values():
-        assert list(row) == ["linear", "knn", "few_shot"]
+        assert list(row) == ["linear", "few_shot", "knn"]
         for scores in row.values():
             assert scores.shape == (3,)
             assert np.all((scores >= 0) & (scores <= 1))
@@ -96,7 +96,7 @@ def test_report_has_a_row_per_representation_and_a_column_per_probe(report):
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("representation"))
     table = lines[header : header + 5]
-    assert table[0].split() == ["representation", "linear", "knn", "few_shot"]
+    assert table[0].split() == ["representation", "linear", "few_shot", "knn"]
     assert [line[: len(name)] for line, name in zip(table[1:], report.scores, strict=True)] == list(
         report.scores
     )
@@ -294,7 +294,7 @@ def test_to_frame_without_pandas_says_what_to_install(report, monkeypatch):
         (dict(y=np.zeros(300)), ValueError, "single class"),
         (dict(probes=("linear", "svm")), ValueError, "probes must be"),
         (dict(probes=()), ValueError, "probes must be"),
-        (dict(cv=1), ValueError, "cv must be"),
+        (dict(cv=1), ValueError, "'cv' parameter of representation_report must be"),
         (dict(cv=40), ValueError, "cv=40 folds need at least 40 images of every class"),
         (dict(pca_components=0), ValueError, "pca_components"),
     ],
@@ -314,3 +314,136 @@ def test_report_needs_a_fitted_clusterfit_transformer(fitted, labelled):
         representation_report(KMeans(), X, y)
     with pytest.raises(TypeError, match="pass its ClusterFitTransformer step"):
         representation_report(make_pipeline(fitted), X, y)
+
+
+# --- probe_scores and baselines -----------------------------------------------
+
+
+def test_probe_scores_are_the_single_probes(digits):
+    from skclusterfit.metrics import few_shot_score, probe_scores
+
+    X, y = digits
+    data = (X[:1000], y[:1000], X[1000:], y[1000:])
+    scores = probe_scores(*data, random_state=0)
+    assert list(scores) == ["linear", "few_shot", "knn"]
+    assert scores == {
+        "linear": linear_probe_score(*data),
+        "few_shot": few_shot_score(*data, random_state=0),
+        "knn": knn_score(*data),
+    }
+    assert probe_scores(*data, probes="knn", n_neighbors=5) == {
+        "knn": knn_score(*data, n_neighbors=5)
+    }
+    with pytest.raises(ValueError, match="probes must be distinct names"):
+        probe_scores(*data, probes=("linear", "linear"))
+
+
+def test_benchmark_labels_of_the_probes_are_those_of_the_result_files():
+    from skclusterfit._testing import probe_label
+
+    assert [probe_label(p) for p in ("linear", "few_shot", "knn")] == ["linear", "10-shot", "20-NN"]
+
+
+def test_features_at_a_layer_leave_the_model_unchanged(fitted, labelled):
+    from skclusterfit._testing import at_layer
+
+    X, _ = labelled
+    before = fitted.get_params()
+    extractor = at_layer(fitted, "extractor").transform(X)
+    assert fitted.get_params() == before
+    by_set_params = copy.deepcopy(fitted).set_params(feature_layer="extractor").transform(X)
+    np.testing.assert_array_equal(extractor, by_set_params)
+
+
+def test_baselines_fitted_are_used_as_they_are_unfitted_are_fitted_in_each_fold(
+    fitted, labelled, report, digits
+):
+    X, y = labelled
+    other = digits[0][900:]
+    frozen = PCA(16, random_state=0).fit(other)
+    fresh = PCA(16)
+    components = frozen.components_.copy()
+    got = representation_report(
+        fitted,
+        X,
+        y,
+        cv=3,
+        pca_components=16,
+        random_state=0,
+        baselines={"PCA of other digits": frozen, "PCA per fold": fresh},
+    )
+    assert list(got.scores) == [*report.scores, "PCA of other digits", "PCA per fold"]
+    assert got.baselines == ("PCA of other digits", "PCA per fold")
+    # The other rows are those of the report without baselines.
+    for name, row in report.scores.items():
+        for probe, scores in row.items():
+            np.testing.assert_array_equal(got.scores[name][probe], scores)
+    # Unfitted: cloned and fitted on each training fold, as the PCA row is.
+    np.testing.assert_allclose(
+        got.scores["PCA per fold"]["linear"], report.scores["PCA-16"]["linear"], atol=1e-9
+    )
+    assert not hasattr(fresh, "components_")
+    # Fitted: transform once, left unchanged.
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    Z = frozen.transform(X)
+    by_hand = [linear_probe_score(Z[tr], y[tr], Z[te], y[te]) for tr, te in folds]
+    np.testing.assert_array_equal(got.scores["PCA of other digits"]["linear"], by_hand)
+    np.testing.assert_array_equal(frozen.components_, components)
+    # The verdict compares N_cf with the best baseline on every probe.
+    lines = got.verdict.splitlines()
+    start = lines.index("N_cf against the best baseline (this or what I have?):")
+    for line, probe in zip(lines[start + 1 :], got.probes, strict=True):
+        best = max(got.baselines, key=lambda name: got.scores[name][probe].mean())
+        margin = got.compare("N_cf", best, probe)
+        assert line.startswith(f"  {probe}: {margin.margin:+.3f} over {best}, ")
+        assert ("beyond" in line) == margin.exceeds_spread
+    frame = got.to_frame()
+    assert set(frame["representation"]) == set(got.scores)
+    assert "this or what I have?" in str(got)
+
+
+def test_a_fitted_clusterfit_model_is_a_frozen_baseline(fitted, labelled, small_digits, tiny):
+    X, y = labelled
+    other = ClusterFitTransformer(**{**tiny, "random_state": 1}).fit(small_digits[0])
+    state = {k: v for k, v in vars(other).items() if k.endswith("_")}
+    got = representation_report(
+        fitted,
+        X,
+        y,
+        cv=3,
+        probes="linear",
+        pca_components=None,
+        random_state=0,
+        baselines={"other ClusterFit": other},
+    )
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    Z = other.transform(X)
+    by_hand = [linear_probe_score(Z[tr], y[tr], Z[te], y[te]) for tr, te in folds]
+    np.testing.assert_array_equal(got.scores["other ClusterFit"]["linear"], by_hand)
+    assert state.keys() == {k for k in vars(other) if k.endswith("_")}
+    assert "N_cf against the best baseline" in got.verdict
+
+
+@pytest.mark.parametrize(
+    "baselines, error, match",
+    [
+        ({"N_pre": PCA(2)}, ValueError, "a name of its own"),
+        ({3: PCA(2)}, ValueError, "a name of its own"),
+        ({"model": "PCA"}, TypeError, "must be a scikit-learn transformer"),
+        ({"model": np.mean}, TypeError, "must be a scikit-learn transformer"),
+        ([PCA(2)], ValueError, "'baselines' parameter"),
+    ],
+)
+def test_report_refuses_bad_baselines(fitted, labelled, baselines, error, match):
+    X, y = labelled
+    with pytest.raises(error, match=match):
+        representation_report(fitted, X, y, cv=3, probes="linear", baselines=baselines)
+
+
+def test_a_baseline_with_the_wrong_number_of_rows_is_refused(fitted, labelled):
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = labelled
+    halves = FunctionTransformer(lambda A: A[: len(A) // 2])
+    with pytest.raises(ValueError, match=r"gave \d+ rows for \d+ images"):
+        representation_report(fitted, X, y, cv=3, probes="linear", baselines={"half": halves})

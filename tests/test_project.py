@@ -73,5 +73,6 @@ def test_public_api():
         "knn_score",
         "linear_probe_score",
         "normalized_mutual_info_score",
+        "probe_scores",
         "representation_report",
     ]
