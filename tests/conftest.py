@@ -44,3 +44,16 @@ def tiny_net():
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)
+
+
+@pytest.fixture(scope="session")
+def digit_files(digits, tmp_path_factory):
+    """200 digit images written as 8x8 grey PNG files, with their uint8 pixels, (paths, X)."""
+    from PIL import Image
+
+    X = np.round(digits[0][:200] * (255 / 16)).astype(np.uint8)
+    folder = tmp_path_factory.mktemp("digit_files")
+    paths = [str(folder / f"{i:03d}.png") for i in range(len(X))]
+    for row, path in zip(X, paths, strict=True):
+        Image.fromarray(row.reshape(8, 8)).save(path)
+    return paths, X

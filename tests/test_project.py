@@ -66,6 +66,7 @@ def test_public_api():
         "metrics",
     ]
     assert sorted(skclusterfit.metrics.__all__) == [
+        "ClusterDisplay",
         "RepresentationReport",
         "adjusted_rand_score",
         "cluster_accuracy",
