@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics import few_shot_score, linear_probe_score
+from skclusterfit.metrics import probe_scores
 
 X, y = load_digits(return_X_y=True)
 order = np.random.RandomState(0).permutation(len(X))
@@ -31,9 +31,15 @@ fit_seconds = time.perf_counter() - start
 
 def probes(features_train, features_test):
     """Full linear probe, and the mean 10-shot probe over ten draws."""
-    full = linear_probe_score(features_train, y[train], features_test, y[test])
-    few = few_shot_score(features_train, y[train], features_test, y[test])
-    return full, few
+    scores = probe_scores(
+        features_train,
+        y[train],
+        features_test,
+        y[test],
+        probes=("linear", "few_shot"),
+        random_state=0,
+    )
+    return scores["linear"], scores["few_shot"]
 
 
 rows = {"raw pixels": probes(X[train], X[test])}

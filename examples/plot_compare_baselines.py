@@ -5,8 +5,9 @@ ClusterFit against raw pixels and PCA, with k-NN and linear probes
 Two standard ways to judge a representation without fine-tuning: a linear
 classifier (logistic regression on standardised features) and a cosine
 20-nearest-neighbour vote. Each is trained on the labels of 1,200 digits and
-scored on 597 others, with all labels (full) and with ten per class (10-shot,
-mean of ten draws), the regime where the representation matters most.
+scored on 597 others; the linear probe also with ten labels per class
+(10-shot, mean of ten draws), the regime where the representation matters
+most. :func:`~skclusterfit.metrics.probe_scores` runs the three probes.
 """
 
 import matplotlib.pyplot as plt
@@ -15,7 +16,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics import few_shot_score, knn_score, linear_probe_score
+from skclusterfit.metrics import probe_scores
 
 X, y = load_digits(return_X_y=True)
 order = np.random.RandomState(0).permutation(len(X))
@@ -26,28 +27,13 @@ cf = ClusterFitTransformer(random_state=0).fit(X[train])
 representations = {"raw pixels": lambda A: A, "PCA-32": pca.transform, "ClusterFit": cf.transform}
 
 
-def knn_few_shot(F_train, F_test):
-    """k-NN with ten labelled images per class (so at most 10 neighbours), ten draws."""
-    rng = np.random.RandomState(0)
-    scores = []
-    for _ in range(10):
-        idx = np.concatenate(
-            [rng.choice(np.flatnonzero(y[train] == c), 10, replace=False) for c in range(10)]
-        )
-        scores.append(knn_score(F_train[idx], y[train][idx], F_test, y[test], n_neighbors=10))
-    return np.mean(scores)
-
-
 table = {}
 for name, transform in representations.items():
-    F_train, F_test = transform(X[train]), transform(X[test])
-    table[name] = [
-        linear_probe_score(F_train, y[train], F_test, y[test]),
-        few_shot_score(F_train, y[train], F_test, y[test]),
-        knn_score(F_train, y[train], F_test, y[test]),
-        knn_few_shot(F_train, F_test),
-    ]
-columns = ["linear", "linear 10-shot", "20-NN", "10-NN 10-shot"]
+    scores = probe_scores(
+        transform(X[train]), y[train], transform(X[test]), y[test], random_state=0
+    )
+    table[name] = list(scores.values())
+columns = ["linear", "linear 10-shot", "20-NN"]
 print(f"{'':<12}" + "".join(f"{c:>16}" for c in columns))
 for name, row in table.items():
     print(f"{name:<12}" + "".join(f"{v:>16.3f}" for v in row))
