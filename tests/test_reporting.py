@@ -78,7 +78,7 @@ def test_verbose_1_without_tqdm_prints_a_line_per_epoch(small_digits, tiny, caps
     assert "\r" not in err
 
 
-def _training_run(reporter, network, epochs=2):
+def _training_run(reporter, network, epochs=2, checkpoints=None):
     """``train`` on 40 random images of two classes, 4 steps an epoch."""
     images = np.random.RandomState(0).rand(40, 8, 8, 1).astype(np.float32)
     params = ClusterFitTransformer(batch_size=10).get_params()
@@ -89,6 +89,7 @@ def _training_run(reporter, network, epochs=2):
         config=make_config(params, epochs=epochs, device=torch.device("cpu")),
         generator=torch.Generator().manual_seed(0),
         stage="clusterfit",
+        checkpoints=checkpoints,
         reporter=reporter,
     )
 
@@ -106,7 +107,7 @@ def test_only_the_main_process_prints(monkeypatch, tiny_net):
 
 
 class _FailsAtStep(torch.nn.Module):
-    """A network that raises on its ``n``-th training step."""
+    """A network that raises on its ``n``-th training step (never for n=0)."""
 
     def __init__(self, network, n):
         super().__init__()
@@ -140,6 +141,33 @@ def test_the_bar_is_closed_when_training_raises(tiny_net, tqdm, request):
         assert out.count("\n") == 1
     else:
         assert re.fullmatch(r"\[ClusterFit\] clusterfit epoch 1/2: loss .*\n", out), out
+
+
+class _InMemory:
+    """Checkpoints kept in a dict."""
+
+    def __init__(self):
+        self.saved = {}
+
+    def save(self, stage, state):
+        self.saved[stage] = state
+
+    def load(self, stage):
+        return self.saved.get(stage)
+
+
+@pytest.mark.usefixtures("no_tqdm")
+def test_a_resumed_stage_says_so_and_times_the_epochs_it_runs(tiny_net):
+    checkpoints = _InMemory()
+    with pytest.raises(RuntimeError):
+        _training_run(Reporter(0), _FailsAtStep(tiny_net(2), n=6), checkpoints=checkpoints)
+    sink = io.StringIO()
+    _training_run(Reporter(1, sink), _FailsAtStep(tiny_net(2), n=0), checkpoints=checkpoints)
+    lines = sink.getvalue().splitlines()
+    assert lines[0] == "[ClusterFit] clusterfit: resumed after epoch 1 of 2"
+    assert re.fullmatch(r".* epoch 2/2: .* \(\d+\.\ds, about 0s left\)", lines[1])
+    assert re.fullmatch(r"\[ClusterFit\] clusterfit: 1 epoch in \d+\.\ds", lines[2])
+    assert len(lines) == 3
 
 
 def test_a_sink_receives_every_line(tiny_net):
