@@ -33,6 +33,7 @@ from ._networks import (
     split_head,
     to_rgb,
 )
+from ._reporting import Reporter
 from ._targets import ClassIds, Rotations, Targets
 from ._training import TrainConfig, train
 
@@ -55,6 +56,7 @@ def fit_extractor(
     config: TrainConfig,
     generator: torch.Generator,
     checkpoints=None,
+    reporter: Reporter | None = None,
 ) -> tuple[nn.Module, int, list[dict]]:
     """Resolve ``extractor`` into a frozen embedding module on ``config.device``.
 
@@ -82,6 +84,7 @@ def fit_extractor(
                 generator=generator,
                 stage=extractor,
                 checkpoints=checkpoints,
+                reporter=reporter,
             )
         module: nn.Module = Features(network)
     elif isinstance(extractor, str):

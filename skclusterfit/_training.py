@@ -15,7 +15,6 @@ predict is a targets object (see ``_targets``): the loop never asks which.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from torch import nn
 
 from . import _distributed as distributed
 from ._devices import autocast, resolve_precision, to_device
+from ._reporting import Reporter
 from ._targets import Targets
 
 # Convolutions run faster on NHWC memory (measured in benchmarks/perf_training.py).
@@ -50,7 +50,6 @@ class TrainConfig:
     augmentation: str
     balanced_sampling: bool
     device: torch.device
-    verbose: int
     autocast_dtype: torch.dtype | None = None
 
 
@@ -65,7 +64,6 @@ def make_config(params: dict, *, epochs: int, device: torch.device) -> TrainConf
         augmentation=params["augmentation"],
         balanced_sampling=params["balanced_sampling"],
         device=device,
-        verbose=params["verbose"],
         autocast_dtype=resolve_precision(params["precision"], device),
     )
 
@@ -144,6 +142,7 @@ def train(
     generator: torch.Generator,
     stage: str,
     checkpoints=None,
+    reporter: Reporter | None = None,
 ) -> list[dict]:
     """Train ``network`` to predict ``targets`` and return its history.
 
@@ -163,6 +162,9 @@ def train(
     checkpoints : Checkpoints or None
         Where the state is saved after every epoch; training resumes from the
         last saved epoch when there is one.
+    reporter : Reporter or None
+        Shows a progress bar over the stage's steps, the loss and accuracy at
+        the end of every epoch, and the stage's time; None prints nothing.
 
     Returns
     -------
@@ -197,38 +199,43 @@ def train(
     if saved is not None:
         state.load_state_dict(saved)
     weights = targets.sampling_weights() if config.balanced_sampling else None
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        order, augmenter = _epoch_plan(targets.indices, weights, generator)
-        verbose = config.verbose if distributed.is_main() else 0
-        progress = _Progress(
-            stage,
-            epoch=epoch,
-            epochs=config.epochs,
-            steps=steps,
-            accuracy_of=targets.accuracy_of,
-            verbose=verbose,
-        )
-        record = train_one_epoch(
-            model,
-            state,
-            source,
-            targets,
-            order=order,
-            batch_size=batch_size,
-            config=config,
-            augmenter=augmenter,
-            progress=progress,
-        )
-        if not math.isfinite(record["loss"]):
-            raise FloatingPointError(
-                f"The training loss of stage {stage!r} became {record['loss']} at "
-                f"epoch {epoch}; try a lower learning_rate."
+    reporter = reporter or Reporter()
+    first = state.epoch + 1
+    if first > 1:
+        reporter.say(f"{stage}: resumed after epoch {state.epoch} of {config.epochs}")
+    progress = reporter.progress(
+        stage, total=config.epochs * steps, unit="step", initial=state.epoch * steps
+    )
+    with progress:
+        for epoch in range(first, config.epochs + 1):
+            order, augmenter = _epoch_plan(targets.indices, weights, generator)
+            record = train_one_epoch(
+                model,
+                state,
+                source,
+                targets,
+                order=order,
+                batch_size=batch_size,
+                config=config,
+                augmenter=augmenter,
+                progress=progress,
             )
-        state.history.append({"stage": stage, "epoch": epoch, **record})
-        state.epoch = epoch
-        progress.close(record)
-        if checkpoints is not None:
-            checkpoints.save(stage, state.state_dict())
+            if not math.isfinite(record["loss"]):
+                raise FloatingPointError(
+                    f"The training loss of stage {stage!r} became {record['loss']} at "
+                    f"epoch {epoch}; try a lower learning_rate."
+                )
+            state.history.append({"stage": stage, "epoch": epoch, **record})
+            state.epoch = epoch
+            progress.note(
+                f"epoch {epoch}/{config.epochs}: loss {record['loss']:.4f}, "
+                f"{targets.accuracy_of} accuracy {record['accuracy']:.3f}"
+            )
+            if checkpoints is not None:
+                checkpoints.save(stage, state.state_dict())
+    if first <= config.epochs:
+        ran = config.epochs - first + 1
+        reporter.say(f"{stage}: {ran} epoch{'s' * (ran > 1)} in {progress.seconds:.1f}s")
     distributed.share_buffers(network)
     network.eval()
     return state.history
@@ -272,7 +279,7 @@ def train_one_epoch(
         loss_sum += loss.detach() * len(batch_targets)
         correct += targets.n_correct(logits.detach(), batch_targets)
         seen += len(batch_targets)
-        progress.step()
+        progress.update()
     seconds = time.perf_counter() - start
     loss_sum, correct, seen, seconds = distributed.sum_over_ranks(
         [loss_sum.item(), correct.item(), seen, seconds]
@@ -304,6 +311,7 @@ def infer(
     device: torch.device,
     shard: bool = False,
     out_file=None,
+    reporter: Reporter | None = None,
 ) -> np.ndarray | None:
     """Outputs of ``module`` on every image of ``source``, as float32 (n, d).
 
@@ -318,6 +326,9 @@ def infer(
     On a GPU each batch's outputs are copied to pinned memory without waiting,
     and written to the array only after the next batch has been queued, so
     that the GPU computes while the host reads and converts images.
+
+    A ``reporter`` shows the progress over this rank's images as the stage
+    ``"embedding"``, and its time.
     """
     module.to(device, memory_format=CHANNELS_LAST).eval()
     n = len(source)
@@ -330,7 +341,9 @@ def infer(
     out = None
     pending: deque = deque()
     lag = 1 if device.type == "cuda" else 0  # batches whose copy to memory waits
-    with torch.inference_mode():
+    reporter = reporter or Reporter()
+    progress = reporter.progress("embedding", total=len(order), unit="image")
+    with torch.inference_mode(), progress:
         for indices, images in source.iter_batches(batch_size, order):
             images = to_device(images, device).contiguous(memory_format=CHANNELS_LAST)
             outputs = module(images).flatten(1)
@@ -344,8 +357,10 @@ def infer(
             pending.append((indices - order[0], *_start_copy(outputs)))
             while len(pending) > lag:
                 _finish_copy(out, *pending.popleft())
+            progress.update(len(indices))
         while pending:
             _finish_copy(out, *pending.popleft())
+    reporter.say(f"embedding: {n} images in {progress.seconds:.1f}s")
     if to_disk:
         out.flush()
         return out
@@ -439,37 +454,3 @@ def _epoch_order(usable: np.ndarray, weights, generator: torch.Generator) -> np.
     else:
         positions = torch.multinomial(weights, len(usable), replacement=True, generator=generator)
     return usable[positions.numpy()]
-
-
-class _Progress:
-    """A one-line progress bar on stderr per epoch, shown when ``verbose >= 1``.
-
-    The bar counts steps; the loss and the accuracy are printed when the epoch
-    ends, so that no step waits for the device to report them.
-    """
-
-    width = 30
-
-    def __init__(
-        self, stage: str, *, epoch: int, epochs: int, steps: int, accuracy_of: str, verbose: int
-    ):
-        self.label = f"{stage} epoch {epoch}/{epochs}"
-        self.accuracy_of = accuracy_of
-        self.steps, self.done, self.verbose = steps, 0, verbose
-
-    def step(self) -> None:
-        self.done += 1
-        if self.verbose >= 1:
-            filled = self.width * self.done // self.steps
-            bar = "#" * filled + "." * (self.width - filled)
-            sys.stderr.write(f"\r{self.label} [{bar}] step {self.done}/{self.steps}")
-            sys.stderr.flush()
-
-    def close(self, record: dict) -> None:
-        if self.verbose >= 1:
-            sys.stderr.write(
-                f"\r{self.label} [{'#' * self.width}] loss {record['loss']:.4f}, "
-                f"{self.accuracy_of} accuracy {record['accuracy']:.3f} "
-                f"({record['seconds']:.1f}s)\n"
-            )
-            sys.stderr.flush()

@@ -8,7 +8,6 @@ import functools
 import itertools
 import json
 import os
-import sys
 import tempfile
 from numbers import Integral, Real
 from pathlib import Path
@@ -33,6 +32,7 @@ from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor
 from ._inputs import check_fit_inputs, check_images, cluster_counts
 from ._networks import Features, MultiScale, build_network, check_output, resolve_architecture
+from ._reporting import Reporter
 from ._targets import class_ids
 from ._training import infer, make_config, train
 
@@ -222,7 +222,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Seeds initialisation, sampling, augmentation and clustering. On the CPU
         the same seed gives the same features, bit for bit.
     verbose : int, default=0
-        0 prints nothing; 1 prints a progress bar per epoch and the stages.
+        0 prints nothing; 1 prints a line per stage with its time, and a
+        progress bar per stage with its rate, time left and, when training,
+        each epoch's loss and accuracy (tqdm's bar when installed, else a
+        line per epoch). Only the main process of a distributed fit prints.
     checkpoint_dir : str, path or None, default=None
         Folder where the state of every stage is saved after each epoch. A
         ``fit`` interrupted at any point (even killed) and run again with the
@@ -499,6 +502,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             built = architecture if isinstance(architecture, str) else ""
             checkpoints = Checkpoints(self.checkpoint_dir, digest, built)
         stats = source.channel_stats()
+        reporter = Reporter(self.verbose)
         with torch_threads(self.n_jobs):
             with seeded(seeds[0], device):
                 extractor, n_embedding, history = fit_extractor(
@@ -512,6 +516,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     config=make_config(params, epochs=self.extractor_epochs, device=device),
                     generator=torch.Generator().manual_seed(seeds[0]),
                     checkpoints=checkpoints,
+                    reporter=reporter,
                 )
             self._say(f"extractor: {n_embedding} features per image")
             clusterings = self._clustering_stage(
@@ -529,6 +534,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     generator=torch.Generator().manual_seed(seeds[2]),
                     stage="clusterfit",
                     checkpoints=checkpoints,
+                    reporter=reporter,
                 )
         self.extractor_ = extractor
         self.network_ = network
@@ -575,6 +581,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 device=device,
                 shard=True,
                 out_file=None if scratch is None else scratch / "embeddings.npy",
+                reporter=Reporter(self.verbose),
             )
             # Rank 0 hands every clustering (labels, centres, method) to every rank.
             clusterings = distributed.run_on_main(
@@ -794,8 +801,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             yield Path(path)
 
     def _say(self, message: str) -> None:
-        if self.verbose >= 1 and distributed.is_main():
-            print(f"[ClusterFit] {message}", file=sys.stderr, flush=True)
+        Reporter(self.verbose).say(message)
 
 
 def load(path) -> ClusterFitTransformer:

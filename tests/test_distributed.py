@@ -45,6 +45,7 @@ def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path, n_clusters):
     assert result.returncode == 0, result.stderr[-3000:]
     # Only rank 0 prints, a line per clustering.
     assert result.stderr.count("[ClusterFit] clustering:") == len(n_clusters)
+    assert result.stderr.count("[ClusterFit] clusterfit: 3 epochs in") == 1
     assert result.stdout.count(f"2 ranks: {', '.join(map(str, n_clusters))} clusters") == 1
 
     models = []

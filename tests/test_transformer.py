@@ -188,7 +188,7 @@ def test_verbose(small_digits, tiny, capsys):
     assert capsys.readouterr() == ("", "")
     ClusterFitTransformer(**{**tiny, "verbose": 1}).fit(X)
     err = capsys.readouterr().err
-    assert "rotnet epoch 1/1" in err and "clusterfit epoch 1/1" in err
+    assert "rotnet: 1 epoch in" in err and "clusterfit: 1 epoch in" in err
     assert "rotation accuracy" in err and "pseudo-label accuracy" in err
     assert "clustering: KMeans(init='random', n_clusters=5" in err and "found 5 clusters" in err
 
@@ -360,7 +360,7 @@ def test_one_cluster_is_accepted_with_a_warning(small_digits, tiny, capsys):
     assert cf.cluster_centers_.shape == (1, 64)
     [last] = [h for h in cf.history_ if h["stage"] == "clusterfit"]
     assert last["loss"] == 0.0 and last["accuracy"] == 1.0
-    assert "clusterfit epoch 1/1" in capsys.readouterr().err
+    assert "clusterfit: 1 epoch in" in capsys.readouterr().err
     features = cf.transform(X)
     assert features.shape == (300, 64 + 128 + 256) and np.isfinite(features).all()
     assert cf.set_params(feature_layer="logits").transform(X).shape == (300, 1)
