@@ -46,10 +46,14 @@ import numpy as np
 import torch
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._inputs import check_images
-from skclusterfit._networks import build_network
-from skclusterfit._targets import ClassProbabilities
-from skclusterfit._training import infer, make_config, train
+from skclusterfit._testing import (
+    ClassProbabilities,
+    build_network,
+    check_images,
+    infer,
+    make_config,
+    train,
+)
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75)
 TEMPERATURE = 4.0

@@ -67,7 +67,7 @@ def _result_tables():
 
     clustering = json.loads((ROOT / "benchmarks/results/perf_clustering.json").read_text())
     sys.path.insert(0, str(ROOT))
-    from skclusterfit._clustering import _choose
+    from skclusterfit._testing import _choose
 
     names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
     rows = [("N", "d", "K", "method", "seconds", "inertia / best", "auto")]
