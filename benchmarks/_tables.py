@@ -15,6 +15,8 @@ import shutil
 import statistics
 from pathlib import Path
 
+from skclusterfit._testing import _choose
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -44,8 +46,6 @@ def write_all(out: Path, results: Path = RESULTS) -> None:
     (out / "results_digits.rst").write_text(digits_table(digits) + _source(digits))
 
     clustering = load("perf_clustering")
-    from skclusterfit._testing import _choose
-
     names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
     rows = [("N", "d", "K", "method", "seconds", "inertia / best", "auto")]
     for row in clustering["rows"]:
