@@ -31,10 +31,7 @@ import contextlib
 import _common as common
 import torch
 
-import skclusterfit._training
-import skclusterfit._transformer
-from skclusterfit import ClusterFitTransformer
-from skclusterfit._devices import native_bfloat16
+from skclusterfit import ClusterFitTransformer, _testing
 
 FLOAT32 = "precision='float32'"
 BFLOAT16 = "precision='bfloat16' (training forward pass)"
@@ -52,52 +49,38 @@ TAKEN_BACK = [(part,) for part in PARTS] + [
     ("augmentation", "transform"),
     ("embeddings", "transform"),
 ]
-
-
-def _float32(function):
-    """``function`` run with autocast switched off."""
-
-    def wrapped(*args, **kwargs):
-        with torch.autocast("cpu", enabled=False):
-            return function(*args, **kwargs)
-
-    return wrapped
+# The parts the package's hook runs in float32: in a fit, every inference pass
+# is N_pre's embeddings before k-means.
+PACKAGE_PART = {"augmentation": "augmentation", "embeddings": "inference"}
 
 
 @contextlib.contextmanager
 def float32_parts(parts: tuple):
-    """Take parts of the package back to float32 under an enclosing autocast."""
-    with contextlib.ExitStack() as stack:
-        for part in parts:
-            stack.enter_context(_float32_part(part))
-        yield
+    """Take parts of a fit back to float32 under an enclosing autocast.
+
+    Augmentation and N_pre's embeddings by the package's hook for this study;
+    batch normalisation, a torch layer, by running its forward pass in float32.
+    """
+    package_parts = [PACKAGE_PART[part] for part in parts if part in PACKAGE_PART]
+    with _testing.float32_parts(*package_parts), contextlib.ExitStack() as stack:
+        if "batch_norm" in parts:
+            stack.enter_context(_float32_batch_norm())
+        yield  # "transform": see diagnosis_row
 
 
 @contextlib.contextmanager
-def _float32_part(part: str):
-    targets = {
-        "augmentation": (skclusterfit._training, "augment"),
-        "embeddings": (skclusterfit._transformer, "infer"),
-        "batch_norm": (torch.nn.BatchNorm2d, "forward"),
-    }
-    if part not in targets:  # "transform": see diagnosis_row
-        yield
-        return
-    owner, name = targets[part]
-    original = getattr(owner, name)
-    if part == "batch_norm":
+def _float32_batch_norm():
+    original = torch.nn.BatchNorm2d.forward
 
-        def forward(self, x):
-            with torch.autocast("cpu", enabled=False):
-                return original(self, x.float())
+    def forward(self, x):
+        with torch.autocast("cpu", enabled=False):
+            return original(self, x.float())
 
-        setattr(owner, name, forward)
-    else:
-        setattr(owner, name, _float32(original))
+    torch.nn.BatchNorm2d.forward = forward
     try:
         yield
     finally:
-        setattr(owner, name, original)
+        torch.nn.BatchNorm2d.forward = original
 
 
 def diagnosis_row(X, base, parts: tuple):
@@ -144,7 +127,7 @@ def diagnosis(X, seed, settings, targets):
 
 def main():
     args = common.arguments(__doc__, diagnosis="which part of autocast hurts").parse_args()
-    native = {"bfloat16_native": native_bfloat16(torch.device("cpu"))}
+    native = {"bfloat16_native": _testing.native_bfloat16(torch.device("cpu"))}
     if args.diagnosis:
         common.run_held_out_study(
             "precision_diagnosis",

@@ -58,7 +58,7 @@ from perf_training import COMPARISONS, measure, ratios
 
 import skclusterfit
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._devices import native_bfloat16
+from skclusterfit._testing import native_bfloat16
 from skclusterfit.datasets import load_fashion_mnist
 from skclusterfit.metrics import linear_probe_score
 

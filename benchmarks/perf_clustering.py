@@ -26,7 +26,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances_argmin_min
 
-from skclusterfit._clustering import _choose, _faiss_kmeans, _sklearn_model
+from skclusterfit._testing import _choose, _faiss_kmeans, _sklearn_model
 from skclusterfit.datasets import load_fashion_mnist
 
 

@@ -42,11 +42,16 @@ import torch
 import torch.nn.functional as F
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._devices import autocast, to_device
-from skclusterfit._networks import build_network
-from skclusterfit._sources import ArrayImages
-from skclusterfit._targets import ClassIds
-from skclusterfit._training import augment, make_config, train
+from skclusterfit._testing import (
+    ArrayImages,
+    ClassIds,
+    augment,
+    autocast,
+    build_network,
+    make_config,
+    to_device,
+    train,
+)
 from skclusterfit.datasets import load_fashion_mnist
 
 BATCH = 128

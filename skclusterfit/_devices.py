@@ -7,6 +7,8 @@ per ``fit`` or ``transform``, and handed to the stages as plain values.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 
 import torch
 
@@ -73,6 +75,31 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+# Parts of a fit that run with CPU autocast switched off inside the block of
+# ``_testing.float32_parts`` (a study of where bfloat16 costs accuracy); empty
+# otherwise, so that a fit never looks at it.
+_FLOAT32_PARTS: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "float32_parts", default=frozenset()
+)
+
+
+def float32_part(part: str):
+    """Mark a function as ``part`` of a fit, which ``_testing.float32_parts`` can run
+    with CPU autocast switched off under an enclosing ``torch.autocast``."""
+
+    def mark(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            if part not in _FLOAT32_PARTS.get():
+                return function(*args, **kwargs)
+            with torch.autocast("cpu", enabled=False):
+                return function(*args, **kwargs)
+
+        return run
+
+    return mark
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -1,12 +1,67 @@
-"""Hooks for the benchmarks: the one module they may import private helpers from.
+"""The package's private helpers that benchmarks and docs may use.
 
-Scripts outside the package (``benchmarks/``) use the public API; where a
-study needs something the public API does not offer, it takes it from here,
-so that renaming a private module breaks an import in one place, checked by
-the tests, rather than a study silently.
+This is the one module outside the package's own code (and its tests) from
+which ``benchmarks/``, ``docs/`` and ``examples/`` may import private names:
+they import nothing else from an underscore module of ``skclusterfit``. A
+helper renamed or moved in the package is renamed here, where a failing import
+says so at once, instead of a study breaking when it next runs. Nothing here
+is public API: it may change with any release.
 """
 
+from __future__ import annotations
+
+import contextlib
+
+from ._clustering import _choose, _faiss_kmeans, _sklearn_model
+from ._devices import _FLOAT32_PARTS, autocast, native_bfloat16, to_device
+from ._inputs import check_images
+from ._networks import build_network
+from ._sources import ArrayImages
+from ._targets import ClassIds, ClassProbabilities
+from ._training import augment, infer, make_config, train
 from .metrics._layers import at_layer
 from .metrics._probes import probe_label
 
-__all__ = ["at_layer", "probe_label"]
+__all__ = [
+    "ArrayImages",
+    "ClassIds",
+    "ClassProbabilities",
+    "_choose",
+    "_faiss_kmeans",
+    "_sklearn_model",
+    "at_layer",
+    "augment",
+    "autocast",
+    "build_network",
+    "check_images",
+    "float32_parts",
+    "infer",
+    "make_config",
+    "native_bfloat16",
+    "probe_label",
+    "to_device",
+    "train",
+]
+
+FLOAT32_PARTS = ("augmentation", "inference")
+
+
+@contextlib.contextmanager
+def float32_parts(*parts: str):
+    """Run ``parts`` of the fits inside the block with CPU autocast switched off.
+
+    Under an enclosing ``torch.autocast("cpu", torch.bfloat16)``, everything a
+    fit computes runs in bfloat16 where autocast reaches; ``"augmentation"``
+    (the batched augmentation of every training stage) and ``"inference"``
+    (every forward pass outside training: in ``fit``, N_pre's embeddings
+    before clustering) named here run in float32 instead, to find which part
+    costs accuracy. Outside such a block nothing changes.
+    """
+    unknown = set(parts) - set(FLOAT32_PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; known: {FLOAT32_PARTS}")
+    token = _FLOAT32_PARTS.set(_FLOAT32_PARTS.get() | frozenset(parts))
+    try:
+        yield
+    finally:
+        _FLOAT32_PARTS.reset(token)

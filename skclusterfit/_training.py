@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _distributed as distributed
-from ._devices import autocast, resolve_precision, to_device
+from ._devices import autocast, float32_part, resolve_precision, to_device
 from ._reporting import Reporter
 from ._targets import Targets
 
@@ -303,6 +303,7 @@ def _epoch_plan(indices: np.ndarray, weights, generator: torch.Generator):
     return distributed.shard(order), augmenter
 
 
+@float32_part("inference")
 def infer(
     module: nn.Module,
     source,
@@ -390,6 +391,7 @@ def _finish_copy(out: np.ndarray, positions: np.ndarray, host: torch.Tensor, eve
     out[positions] = host.numpy()
 
 
+@float32_part("augmentation")
 def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> torch.Tensor:
     """Random crops, flips and (``"strong"``) brightness/contrast, on the whole batch.
 

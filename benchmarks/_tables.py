@@ -1,0 +1,301 @@
+"""The committed benchmark results as reStructuredText tables, for the docs and README.
+
+``write_all(folder)`` writes one ``results_*.rst`` file per table, each table
+followed by the command, date, machine and versions of the run it comes from,
+and copies the results' figures; ``docs/conf.py`` calls it on every build, and
+the Benchmarks page includes the files. ``digits_table(record)`` is the table
+of ``results/digits.json`` alone, as README.rst shows it (a test checks that
+README's copy is the one rendered here).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+from skclusterfit._testing import _choose
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def digits_table(record: dict) -> str:
+    """The digits study's table, from the record of ``results/digits.json``."""
+    rows = [("representation", "linear probe", "10-shot probe", "20-NN")]
+    rows += [(name, *map(_spread, scores.values())) for name, scores in record["scores"].items()]
+    return _rules(rows)
+
+
+def write_all(out: Path, results: Path = RESULTS) -> None:
+    """Write every table of the committed results in ``results`` to ``out``.
+
+    Parameters
+    ----------
+    out : Path
+        The folder of the ``results_*.rst`` files and figures, made if missing.
+    results : Path
+        The folder of the committed results.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+
+    def load(stem):
+        return json.loads((results / f"{stem}.json").read_text())
+
+    digits = load("digits")
+    (out / "results_digits.rst").write_text(digits_table(digits) + _source(digits))
+
+    clustering = load("perf_clustering")
+    names = {"kmeans": "kmeans (k-means++)", "kmeans-random": "kmeans (random init)"}
+    rows = [("N", "d", "K", "method", "seconds", "inertia / best", "auto")]
+    for row in clustering["rows"]:
+        key = (row["n"], row["d"], row["k"])
+        best = min(r["inertia"] for r in clustering["rows"] if (r["n"], r["d"], r["k"]) == key)
+        picked = _choose("auto", row["n"], row["k"], faiss_installed=True)
+        picked = names.get(picked, picked)
+        rows.append(
+            (
+                *map(str, key),
+                row["method"],
+                f"{row['seconds']:.2f}",
+                f"{row['inertia'] / best:.4f}",
+                "yes" if picked == row["method"] else "",
+            )
+        )
+    (out / "results_clustering.rst").write_text(_table(rows, clustering))
+
+    _loop_tables(out, load)
+    _gpu_tables(out, load)
+
+    fits = load("features_default_fit")
+    rows = [("network", "1 stage", "2 stages", "3 stages")]
+    rows += [
+        (name, *(_spread(by_stages[str(k)]) for k in (1, 2, 3)))
+        for name, by_stages in fits["scores"].items()
+    ]
+    (out / "results_features_default_fit.rst").write_text(_table(rows, fits))
+    scaling = load("perf_scaling")
+    rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)", "peak RSS above start (MB)")]
+    for r in scaling["rows"]:
+        rows.append(
+            (
+                str(r["n"]),
+                f"{r['seconds']:.1f}",
+                f"{r['rotnet_seconds']:.1f}",
+                f"{r['clusterfit_seconds']:.1f}",
+                f"{r['other_seconds']:.1f}",
+                f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}",
+            )
+        )
+    summary = (
+        f"Fitted: time grows as N^{scaling['time_exponent']:.2f}; memory above the start "
+        f"grows by {scaling['memory_mb_per_10k_images']:.1f} MB per 10k images on top of "
+        f"{scaling['memory_fixed_mb']:.0f} MB.\n"
+    )
+    (out / "results_scaling.rst").write_text(_table(rows, scaling) + "\n" + summary)
+
+    files = load("perf_memory_files")
+    rows = [("PNG files", "peak RSS above start (MB)", "clusterer")]
+    for r in files["rows"]:
+        rows.append((f"{r['n']:,}", f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}", r["clusterer"]))
+    summary = (
+        f"Fit: {files['memory_fixed_mb']:.0f} MB fixed plus "
+        f"{files['memory_mb_per_10k_images']:.1f} MB per 10k images; the memory-mapped "
+        f"features take {files['feature_arrays_mb_per_10k_images']:.1f} MB per 10k images.\n"
+    )
+    (out / "results_memory_files.rst").write_text(_table(rows, files) + "\n" + summary)
+
+    studies = ("selfsupervised", "selfsupervised_heldout", "label_noise", "label_noise_options")
+    studies += ("rounds", "levers")
+    studies += ("precision", "precision_diagnosis", "rotations", "colour", "features", "heads")
+    for stem in studies:
+        record = load(stem)
+        for target, table in record["scores"].items():
+            rows = [("representation", "linear", "10-shot", "20-NN")]
+            rows += [(name, *map(_spread, cell.values())) for name, cell in table.items()]
+            slug = _slug(target)
+            text = _table(rows, record)
+            if stem.startswith("label_noise"):
+                text += "\nSeeds run and N_pre's final accuracy on its noisy labels: " + "; ".join(
+                    f"{level}: {len(v)} seed{'s' * (len(v) > 1)}, {sum(v) / len(v):.3f}"
+                    for level, v in record["n_pre_train_accuracy"].items()
+                )
+                text += ".\n"
+            (out / f"results_{stem}_{slug}.rst").write_text(text)
+
+    record = load("rounds")
+    rows = [("clusters of", "NMI with the classes", "NMI with the previous round")]
+    for name, cell in record["cluster_nmi"].items():
+        rows.append((name, *("-" if None in v else _spread(v) for v in cell.values())))
+    (out / "results_rounds_nmi.rst").write_text(_table(rows, record))
+
+    for stem in ("n_clusters", "n_clusters_options"):
+        record = load(stem)
+        grid = [k for k in next(iter(record["scores"].values())) if k != "RotNet"]
+        rows = [("score", *(f"K={k}" for k in grid), "RotNet")]
+        rows += [(m, *map(_spread, cells.values())) for m, cells in record["scores"].items()]
+        (out / f"results_{stem}.rst").write_text(_table(rows, record))
+    for figure in ("label_noise.png", "n_clusters.png", "rounds.png"):
+        shutil.copyfile(results / figure, out / figure)
+
+    default = load("perf_scaling_default")
+    rows = [("N", "fit (s)", "RotNet (s)", "N_cf (s)", "rest (s)")]
+    keys = ("seconds", "rotnet_seconds", "clusterfit_seconds", "other_seconds")
+    rows += [(f"{r['n']:,}", *(f"{r[k]:.0f}" for k in keys)) for r in default["rows"]]
+    (out / "results_default_fits.rst").write_text(_table(rows, default))
+
+    colour = load("colour")
+    rows = [("architecture", "fit seconds")]
+    rows += [(name, _spread(v)) for name, v in colour["fit_seconds"].items()]
+    (out / "results_colour_times.rst").write_text(_table(rows, colour))
+    fit = load("colour_default_fit")
+    rows = [("images", "network", "fit (s)", "stages (s)", "linear probe")]
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in fit["stage_seconds"].items())
+    network = f"{fit['architecture']}, {fit['network_parameters']:,} parameters"
+    rows.append(
+        (
+            f"{fit['n_images']:,}",
+            network,
+            f"{fit['seconds']:.0f}",
+            stages,
+            f"{fit['linear_probe']:.3f}",
+        )
+    )
+    (out / "results_colour_default_fit.rst").write_text(_table(rows, fit))
+
+    predict = load("predict")
+    rows = [("method", "cluster accuracy", "NMI")]
+    rows += [(m, *map(_spread, cell.values())) for m, cell in predict["scores"].items()]
+    (out / "results_predict.rst").write_text(_table(rows, predict))
+
+    profile = load("perf_profile")
+    rows = [("operator", "self CPU (s)", "share", "calls")]
+    for r in profile["top_operators"]:
+        rows.append(
+            (
+                f"``{r['operator']}``",
+                f"{r['self_cpu_seconds']:.2f}",
+                f"{r['share']:.1%}",
+                str(r["calls"]),
+            )
+        )
+    (out / "results_profile.rst").write_text(_table(rows, profile))
+
+
+def _slug(target: str) -> str:
+    """File-name part for a probe target: "fashion", "fashion_heldout", "colour_mnist"..."""
+    words = target.split()
+    colour = words[0] == "colour"
+    slug = words[int(colour)].lower().replace("-", "")
+    if "held-out" in target:
+        slug += "_heldout"
+    return f"colour_{slug}" if colour else slug
+
+
+def _loop_tables(out, load):
+    """Throughput of every side of perf_training.py, and the ratios it reports."""
+    from perf_training import COMPARISONS, ratios
+
+    loop = load("perf_training")
+    rows = [("stage", "side", "images/s: median (min-max over rounds)")]
+    for stage in ("training", "inference"):
+        for side, v in loop[f"{stage}_images_per_second"].items():
+            rows.append((stage, side, f"{statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})"))
+    (out / "results_loop.rst").write_text(_table(rows, loop))
+    rows = [("stage", "ratio", "median", "range over rounds", "target")]
+    for stage, comparisons in COMPARISONS.items():
+        speeds = loop[f"{stage}_images_per_second"]
+        for side, baseline, target in comparisons:
+            found = ratios(speeds, side, baseline)
+            median = statistics.median(found)
+            verdict = (
+                ""
+                if target is None
+                else f">= {target}: " + ("met" if median >= target else "missed")
+            )
+            rows.append(
+                (
+                    stage,
+                    f"{side} / {baseline}",
+                    f"{median:.3f}",
+                    f"{min(found):.3f}-{max(found):.3f}",
+                    verdict,
+                )
+            )
+    (out / "results_loop_ratios.rst").write_text(_table(rows, loop))
+
+
+def _spread(values):
+    """Mean (min-max) of the values of one cell."""
+    return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _gpu_tables(out, load):
+    """The fits and loop ratios that gpu_check.py measured on a GPU."""
+    record = load("gpu_check")
+    rows = [("images", "network", "precision", "fit (s)", "stages (s)", "linear probe")]
+    for name, r in record["sections"].items():
+        if not name.startswith(("fit_", "colour_")) or "seconds" not in r:
+            continue
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items())
+        rows.append(
+            (
+                f"{r['n_images']:,}" + (" colour 32x32" if name.startswith("colour_") else ""),
+                r.get("architecture", "cnn"),  # runs before the field was recorded: "auto" = cnn
+                r["params"].get("precision", "auto"),
+                f"{r['seconds']:.0f}",
+                stages,
+                f"{r['linear_probe']:.3f}" if "linear_probe" in r else "",
+            )
+        )
+    source = dict(record, notes=f"{record.get('notes', '')} Device: {record['device']}.".strip())
+    (out / "results_gpu_fits.rst").write_text(_table(rows, source))
+    from perf_training import ratios
+
+    loop = record["sections"]["throughput"]
+    rows = [("stage", "ratio", "median", "range over rounds")]
+    for stage, pairs in loop["ratios"].items():
+        speeds = loop[f"{stage}_images_per_second"]
+        for pair in pairs:
+            found = ratios(speeds, *pair.split(" / "))
+            rows.append(
+                (
+                    stage,
+                    pair,
+                    f"{statistics.median(found):.3f}",
+                    f"{min(found):.3f}-{max(found):.3f}",
+                )
+            )
+    (out / "results_gpu_loop.rst").write_text(_table(rows, source))
+
+
+def _table(rows, record):
+    """An RST table of ``rows`` (the first the header), then the run it comes from."""
+    return _rules(rows) + _source(record)
+
+
+def _rules(rows) -> str:
+    """``rows`` as an RST simple table, the first row its header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [
+        rule,
+        "  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)).rstrip(),
+        rule,
+    ]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows[1:]
+    ]
+    lines.append(rule)
+    return "\n".join(lines) + "\n"
+
+
+def _source(record) -> str:
+    """The line under a table: the command, date, machine and versions of its run."""
+    source = (
+        f"Command ``{record['command']}``, run on {record['date']}; machine: "
+        f"{record['machine']}; versions: {record['versions']}."
+    )
+    if record.get("notes"):
+        source += f" Note: {record['notes']}"
+    return "\n" + source + "\n"

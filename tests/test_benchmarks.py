@@ -1,0 +1,58 @@
+"""The benchmarks' runner, their committed results and the README table drawn from them."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+pytestmark = pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="needs the repository")
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_study_has_its_script_and_every_committed_result_its_study():
+    studies = _module("run").STUDIES
+    for name, (script, *_) in studies.items():
+        assert (BENCHMARKS / script).is_file(), name
+    for path in sorted((BENCHMARKS / "results").glob("*.json")):
+        assert path.stem in studies, f"{path.name} comes from no registered study"
+        script = studies[path.stem][0]
+        recorded = json.loads(path.read_text())["command"]
+        assert recorded.split()[:2] == ["python", f"benchmarks/{script}"], path.name
+
+
+def test_ci_smoke_runs_every_study_through_the_runner():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python benchmarks/run.py --all --quick" in ci
+    assert not [line for line in ci.splitlines() if line.startswith("python benchmarks/bench_")]
+
+
+def test_runner_lists_the_studies_and_refuses_an_unknown_one():
+    run = [sys.executable, str(BENCHMARKS / "run.py")]
+    listed = subprocess.run([*run, "--list"], capture_output=True, text=True, check=True)
+    assert "label_noise_options      python benchmarks/bench_label_noise.py --whitening-and" in (
+        listed.stdout
+    )
+    refused = subprocess.run([*run, "no_such_study"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "no_such_study" in refused.stderr
+
+
+def test_readme_digits_table_is_the_one_rendered_from_its_results():
+    tables = _module("_tables")
+    record = json.loads((BENCHMARKS / "results" / "digits.json").read_text())
+    rendered = tables.digits_table(record)
+    assert rendered.count("\n") == 3 + len(record["scores"]) + 1
+    assert rendered in (ROOT / "README.rst").read_text(), (
+        "README.rst's digits table differs from benchmarks/results/digits.json; "
+        "its table, rendered by benchmarks/_tables.py, reads:\n" + rendered
+    )

@@ -1,0 +1,130 @@
+"""The hooks module for benchmarks and docs, and the rule that they use nothing else private."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skclusterfit import _testing
+
+ROOT = Path(__file__).resolve().parents[1]
+BFLOAT16 = torch.autocast("cpu", torch.bfloat16)
+
+
+def _images(n=32):
+    rng = np.random.RandomState(0)
+    return _testing.ArrayImages(rng.randint(0, 256, (n, 8, 8, 1)).astype(np.uint8), (0.0, 255.0))
+
+
+def _inference(module):
+    return _testing.infer(module, _images(), batch_size=16, device=torch.device("cpu"))
+
+
+def _augmented():
+    images = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    return _testing.augment(images, "strong", torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("part, run", [("inference", "_inference"), ("augmentation", "_augmented")])
+def test_float32_parts_runs_a_part_as_without_autocast(part, run):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten())
+    compute = (lambda: _inference(module)) if run == "_inference" else _augmented
+    plain = compute()
+    with BFLOAT16:
+        lowered = compute()
+        with _testing.float32_parts(part):
+            kept = compute()
+        after = compute()
+    assert not np.array_equal(np.asarray(lowered, np.float32), np.asarray(plain, np.float32))
+    np.testing.assert_array_equal(np.asarray(kept), np.asarray(plain))
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(lowered))
+
+
+def test_float32_parts_refuses_a_part_it_does_not_know():
+    with pytest.raises(ValueError, match="unknown parts"), _testing.float32_parts("embedings"):
+        pass
+
+
+def _package_imports(tree):
+    """(line, module, local name) of every import from the package in ``tree``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("skclusterfit"):
+            for alias in node.names:
+                dunder = alias.name.startswith("__")
+                private = node.module == "skclusterfit" and alias.name[0] == "_" and not dunder
+                module = f"{node.module}.{alias.name}" if private else node.module
+                yield node.lineno, module, alias.asname or alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("skclusterfit"):
+                    yield node.lineno, alias.name, alias.asname or alias.name.split(".")[0]
+
+
+def _outside_files():
+    """The Python files of the repository outside the package and its tests."""
+    for folder in ("benchmarks", "docs", "examples"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if not {"_build", "auto_examples"} & set(path.parts):
+                yield path
+    yield ROOT / "conftest.py"
+
+
+needs_repository = pytest.mark.skipif(
+    not (ROOT / "benchmarks").is_dir(), reason="needs the repository"
+)
+
+
+@needs_repository
+def test_outside_the_package_only_the_hooks_module_is_imported_privately():
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for path in _outside_files()
+        for line, module, _ in _package_imports(ast.parse(path.read_text()))
+        if "._" in module
+        and not module.startswith("skclusterfit._testing")
+        and module != "skclusterfit.__version__"
+    ]
+    assert not found, "import these through skclusterfit._testing:\n" + "\n".join(found)
+
+
+def _root(node):
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _assigned_package_attributes(tree):
+    """Lines where ``tree`` assigns to an attribute of something imported from the package."""
+    names = {local for _, _, local in _package_imports(tree)}
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            targets = [t for t in targets if isinstance(t, ast.Attribute)]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in (
+            "setattr",
+            "delattr",
+        ):
+            targets = node.args[:1]
+        if any(_root(target) in names for target in targets):
+            yield node.lineno
+
+
+def test_the_assignment_check_finds_a_monkeypatch():
+    source = "import skclusterfit._training\nskclusterfit._training.augment = print\n"
+    source += "from skclusterfit import _testing as t\nsetattr(t, 'infer', print)\n"
+    assert list(_assigned_package_attributes(ast.parse(source))) == [2, 4]
+
+
+@needs_repository
+def test_benchmarks_assign_to_no_attribute_of_the_package():
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "benchmarks").rglob("*.py"))
+        for line in _assigned_package_attributes(ast.parse(path.read_text()))
+    ]
+    assert not found
