@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.rst").read_text()
@@ -39,11 +41,21 @@ SHELL = [block for block in literal_blocks(README) if block not in PYTHON]
 
 
 def _run_quietly(code: str) -> dict:
-    """Execute ``code`` and return its names; fail on any warning it issues."""
+    """Execute ``code`` and return its names; fail on any warning it issues.
+
+    It runs on one thread (torch's and the BLAS'): the examples leave every
+    library its own thread count, every core, which is slow on a machine
+    shared with other jobs.
+    """
     namespace: dict = {"__name__": "__readme__"}
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        exec(compile(code, "README.rst", "exec"), namespace)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1), warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            exec(compile(code, "README.rst", "exec"), namespace)
+    finally:
+        torch.set_num_threads(threads)
     assert [str(w.message) for w in record] == []
     return namespace
 
