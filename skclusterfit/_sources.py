@@ -341,10 +341,10 @@ class StreamedImages(ImageSource):
         (height, width), (own_height, own_width) = self.decoder.size, own_size
         item = item_name(self.decoder.items, index, self.decoder.kind)
         warn(
-            f"The images differ in size: {item} is {own_height}x{own_width} pixels, the "
-            f"first image {height}x{width}. Every image is resized to {height}x{width}, the "
-            f"first image's size; pass image_size=(height, width) to choose the size (which "
-            f"also silences this warning)."
+            f"The images differ in size: {item} is {own_height}x{own_width} pixels. Every "
+            f"image is resized to {height}x{width}, the size of the first image given to "
+            f"fit; pass image_size=(height, width) to fit to choose the size (which also "
+            f"silences this warning)."
         )
 
     def update_digest(self, digest) -> None:

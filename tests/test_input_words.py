@@ -82,7 +82,8 @@ def test_files_of_mixed_sizes_are_said_to_be_resized_once(grey, tiny, tmp_path):
     assert len(resized) == 1 and resized[0].filename == __file__
     message = str(resized[0].message)
     assert re.search(r"image file '.*0[234]\d\.png' \(X\[\d+\]\) is 16x16 pixels", message)
-    assert "resized to 8x8, the first image's size" in message and "image_size" in message
+    assert "resized to 8x8, the size of the first image given to fit" in message
+    assert "image_size=(height, width)" in message
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ClusterFitTransformer(**params, image_size=8).fit(paths)
