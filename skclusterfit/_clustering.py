@@ -27,6 +27,8 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
+from ._compat import warn
+
 CLUSTERERS = ("auto", "kmeans", "minibatch", "faiss")
 # faiss k-means is trained on at most this many points per cluster, drawn at
 # random (seeded); every point is then assigned to its nearest centre. 256 is
@@ -353,17 +355,13 @@ def _contiguous(labels: np.ndarray, n_clusters: int | None) -> np.ndarray:
     out = np.full_like(labels, -1)
     out[assigned] = remapped
     if n_clusters is not None and len(found) < n_clusters:
-        warnings.warn(
+        warn(
             f"Clustering found {len(found)} non-empty clusters of the {n_clusters} "
             f"asked for; N_cf is trained on {len(found)} classes.",
-            UserWarning,
-            stacklevel=4,
         )
     if not assigned.all():
-        warnings.warn(
+        warn(
             f"The clusterer left {np.sum(~assigned)} samples unassigned; they are "
             f"not used to train N_cf.",
-            UserWarning,
-            stacklevel=4,
         )
     return out

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._compat import import_torchvision
 from ._networks import (
     Features,
     build_network,
@@ -171,7 +172,7 @@ def pretrained(name: str, channels: int, state: dict | None = None) -> nn.Module
 
     The weights are the full model's state dict, as torchvision saves them.
     """
-    import torchvision
+    torchvision = import_torchvision()
 
     model = torchvision.models.get_model(name, weights=None)
     if state is not None:
@@ -217,9 +218,7 @@ def _weights_file(name: str, weights) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"extractor_weights file {str(path)!r} does not exist.")
         return path
-    from torchvision.models import get_model_weights
-
-    available = get_model_weights(name)
+    available = import_torchvision().models.get_model_weights(name)
     key = "DEFAULT" if weights is None else str(weights)
     try:
         entry = available[key]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-import warnings
 from collections.abc import Iterator
 from numbers import Integral
 from pathlib import Path
@@ -24,6 +23,7 @@ from sklearn.utils.validation import validate_data
 from torch.utils.data import Dataset
 
 from ._checkpoints import unfingerprintable
+from ._compat import warn
 from ._extractors import TRAINED_EXTRACTORS
 from ._sources import (
     CHANNEL_COUNTS,
@@ -60,11 +60,10 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
     source = check_images(estimator, X, reset=True)
     labels = _check_labels(estimator.extractor, y, len(source))
     several = not isinstance(estimator.n_clusters, Integral)
+    _check_cluster_counts(counts, len(source), several)
     for position, count in enumerate(counts):
         # An int is named as before; an entry of a list by its position too.
         named = f"n_clusters[{position}]={count}" if several else f"n_clusters={count}"
-        if count > len(source):
-            raise ValueError(f"{named} is larger than the number of samples ({len(source)}).")
         if count == 1:
             what = (
                 "one head of N_cf a single class to predict, which leaves that head nothing "
@@ -73,8 +72,31 @@ def check_fit_inputs(estimator, X, y) -> tuple[ImageSource, np.ndarray | None]:
                 else "N_cf a single class to predict, which leaves it nothing to learn: its "
                 "features are those of an untrained network."
             )
-            warnings.warn(f"{named} gives {what}", UserWarning, stacklevel=5)
+            warn(f"{named} gives {what}")
     return source, labels
+
+
+def _check_cluster_counts(counts: list[int], n_images: int, several: bool) -> None:
+    """Refuse more clusters than images, saying how many images there are.
+
+    For a list, every impossible entry is named and none is dropped: the
+    clusterings asked for are the clusterings fitted, or none is.
+    """
+    impossible = [(position, count) for position, count in enumerate(counts) if count > n_images]
+    if not impossible:
+        return
+    advice = f"a clustering of these images can have at most {n_images} clusters"
+    if not several:
+        raise ValueError(
+            f"n_clusters={counts[0]} is larger than the number of samples: X holds "
+            f"{n_images} images, so {advice}; pass n_clusters={n_images} or fewer."
+        )
+    named = ", ".join(f"n_clusters[{position}]={count}" for position, count in impossible)
+    raise ValueError(
+        f"{named} {'is' if len(impossible) == 1 else 'are'} larger than the number of "
+        f"samples: X holds {n_images} images, so {advice}; remove or lower "
+        f"{'that entry' if len(impossible) == 1 else 'those entries'}."
+    )
 
 
 def cluster_counts(n_clusters) -> list[int]:
@@ -179,11 +201,7 @@ def _check_labels(extractor, y, n_samples: int) -> np.ndarray | None:
     except TypeError as exc:
         raise TypeError(f"The labels y cannot be sorted into classes ({exc}).") from None
     if len(classes) == 1:
-        warnings.warn(
-            "y holds a single class: the supervised extractor has nothing to learn from it.",
-            UserWarning,
-            stacklevel=6,
-        )
+        warn("y holds a single class: the supervised extractor has nothing to learn from it.")
     return ids.reshape(-1)
 
 
@@ -249,6 +267,8 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
             raise ValueError(f"X must hold numbers (images as pixel values): {exc}") from None
         if "with a sequence" in str(exc):  # numpy's words for items of other shapes
             raise ValueError(_RAGGED) from None
+        if str(exc).startswith("Input X contains"):  # NaN, infinity, a value too large
+            raise ValueError(_not_finite(X)) from None
         raise
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X must hold real numbers; got dtype {X.dtype}.")
@@ -284,6 +304,27 @@ def check_images(estimator, X, *, reset: bool) -> ImageSource:
     return ArrayImages(images, estimator.input_range_)
 
 
+def _not_finite(X) -> str:
+    """Which image of ``X`` (one image a row) holds NaN or inf, in words about images."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        X = X.astype(np.float64)  # as validate_data converted it
+    for start in range(0, len(X), _ROWS_PER_CHECK):  # no boolean copy of the whole X
+        bad = ~np.isfinite(X[start : start + _ROWS_PER_CHECK]).all(axis=1)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            break
+    else:  # a value too large for the dtype scikit-learn converted to
+        return "X holds values too large to compute with (infinity): images must be finite."
+    values = X[row][~np.isfinite(X[row])]
+    what = "NaN" if np.isnan(values).any() else "infinity"
+    return (
+        f"X[{row}] (image {row} of X) holds {what}: {values.size} of its {X[row].size} "
+        f"values are NaN or inf, and images must hold finite pixel values. Replace or "
+        f"drop the images with missing or infinite values."
+    )
+
+
 def _warn_of_flattened_images(shape: tuple[int, ...], X: np.ndarray | None = None) -> None:
     """Warn where ``X`` looks like square images flattened, but is read as other images.
 
@@ -294,42 +335,47 @@ def _warn_of_flattened_images(shape: tuple[int, ...], X: np.ndarray | None = Non
     are perfect squares, read as grey images, as the digits' 64 and MNIST's 784 are;
     the 2-D ``X`` tells them from flattened RGBA images by its values: every fourth
     value the same in every image, where the rest differ, is an alpha channel.
+    Other rows that are not a square number of values, tabular data among them,
+    are read as ``1 x n`` images, which is said too.
     """
     if len(shape) == 2:
         if X is not None and _looks_like_flat_rgba(X):
             side = _square_side(shape[1] // 4)
-            warnings.warn(
+            warn(
                 f"X has rows of {shape[1]} values, which image_shape='auto' reads as "
                 f"{2 * side}x{2 * side} grey images, but every fourth value is the same in "
                 f"every image, as the alpha channel of {side}x{side} RGBA images flattened "
                 f"is. If they are, pass image_shape=({side}, {side}, 4); "
                 f"image_shape=({2 * side}, {2 * side}, 1) reads them as grey without this "
-                "warning.",
-                UserWarning,
-                stacklevel=7,
+                "warning."
             )
             return
         side = _square_side(shape[1] // 3) if shape[1] % 3 == 0 else 0
         if side:
-            warnings.warn(
+            warn(
                 f"X has rows of {shape[1]} values, which image_shape='auto' reads as "
                 f"1 x {shape[1]} signals. If they are {side}x{side} colour images, pass "
                 f"image_shape=({side}, {side}, 3); image_shape=(1, {shape[1]}) reads "
-                f"them as signals without this warning.",
-                UserWarning,
-                stacklevel=7,
+                f"them as signals without this warning."
+            )
+        elif not _square_side(shape[1], smallest=1):
+            warn(
+                f"X has rows of {shape[1]} values, not a square number, so image_shape='auto' "
+                f"reads each row as a 1x{shape[1]} image, as a signal. If the rows are "
+                f"images, pass their image_shape=(height, width) or (height, width, "
+                f"channels); image_shape=(1, {shape[1]}) reads them as 1x{shape[1]} images "
+                f"without this warning. ClusterFit's networks are made for images, not for "
+                f"tabular data."
             )
         return
     for channels_at, pixels_at in ((2, 1), (1, 2)):
         channels, side = shape[channels_at], _square_side(shape[pixels_at])
         if channels in (3, 4) and side:
             images = (side, side, channels) if channels_at == 2 else (channels, side, side)
-            warnings.warn(
+            warn(
                 f"X has shape {shape}, read as grey images of {shape[1]}x{shape[2]} "
                 f"pixels. If it holds {side}x{side} images of {channels} channels "
-                f"flattened to pixels, reshape it to {(shape[0], *images)}.",
-                UserWarning,
-                stacklevel=7,
+                f"flattened to pixels, reshape it to {(shape[0], *images)}."
             )
 
 
@@ -351,10 +397,10 @@ def _looks_like_flat_rgba(X: np.ndarray) -> bool:
     return colour_varies
 
 
-def _square_side(n_pixels: int) -> int:
-    """``s`` where ``n_pixels`` is ``s * s`` and ``s >= MIN_IMAGE_SIDE``, else 0."""
+def _square_side(n_pixels: int, smallest: int = MIN_IMAGE_SIDE) -> int:
+    """``s`` where ``n_pixels`` is ``s * s`` and ``s >= smallest``, else 0."""
     side = math.isqrt(n_pixels)
-    return side if side * side == n_pixels and side >= MIN_IMAGE_SIDE else 0
+    return side if side * side == n_pixels and side >= smallest else 0
 
 
 def _nd_layout(shape: tuple[int, ...]) -> tuple[tuple[int, int, int], bool]:
@@ -504,4 +550,6 @@ def _check_streamed(estimator, X, kind: str, *, reset: bool) -> StreamedImages:
             f"{type(estimator).__name__} was fitted on images with {channels} channels."
         )
     decoder = Decoder(items, kind, (height, width), channels)
-    return StreamedImages(decoder, identity, estimator.num_workers)
+    return StreamedImages(
+        decoder, identity, estimator.num_workers, size_chosen=estimator.image_size is not None
+    )

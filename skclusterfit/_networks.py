@@ -18,6 +18,8 @@ from numbers import Integral
 import torch
 from torch import nn
 
+from ._compat import import_torchvision
+
 BUILTIN_ARCHITECTURES = ("auto", "cnn", "resnet18_small")
 _CNN_WIDTHS = (32, 64, 128, 256)
 
@@ -344,9 +346,7 @@ def _compact_cnn(channels: int, height: int, width: int, n_outputs: int) -> nn.M
 
 def _small_resnet18(channels: int, n_outputs: int) -> nn.Module:
     """ResNet-18 with a 3x3 stride-1 stem and no max-pool, for small images."""
-    from torchvision.models import resnet18
-
-    model = resnet18(weights=None, num_classes=n_outputs)
+    model = import_torchvision().models.resnet18(weights=None, num_classes=n_outputs)
     model.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
@@ -354,7 +354,7 @@ def _small_resnet18(channels: int, n_outputs: int) -> nn.Module:
 
 def _torchvision_model(name: str, channels: int, n_outputs: int) -> nn.Module:
     """A torchvision classifier by name, untrained, adapted to ``channels``."""
-    import torchvision
+    torchvision = import_torchvision()
 
     check_torchvision_name(
         name,
@@ -368,7 +368,7 @@ def _torchvision_model(name: str, channels: int, n_outputs: int) -> nn.Module:
 
 def check_torchvision_name(name: str, parameter: str, alternatives: str) -> None:
     """Raise ``ValueError`` naming ``parameter`` unless torchvision has a model ``name``."""
-    import torchvision
+    torchvision = import_torchvision()
 
     if name not in torchvision.models.list_models():
         raise ValueError(f"Unknown {parameter} {name!r}: {alternatives}.")

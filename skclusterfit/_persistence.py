@@ -18,7 +18,6 @@ import importlib
 import json
 import os
 import pickle
-import warnings
 import zipfile
 from numbers import Integral
 from pathlib import Path
@@ -30,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _version
 from ._checkpoints import atomic_save
+from ._compat import warn
 from ._extractors import TRAINED_EXTRACTORS, pretrained
 from ._networks import Features, build_network, resolve_architecture
 
@@ -112,11 +112,9 @@ def load(path, estimator_class):
             f"version of skclusterfit reads version {FORMAT_VERSION}."
         )
     if record["package_version"] != _version.__version__:
-        warnings.warn(
+        warn(
             f"{path} was saved by skclusterfit {record['package_version']}; loading it "
             f"with {_version.__version__}.",
-            UserWarning,
-            stacklevel=2,
         )
     params = {k: decode(k, v) for k, v in json.loads(record["params"]).items()}
     estimator = estimator_class(**params)

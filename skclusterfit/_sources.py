@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from ._compat import warn
+
 CHANNEL_COUNTS = (1, 3, 4)
 
 
@@ -190,8 +192,12 @@ def _as_hwc(item, where: str) -> np.ndarray:
     return array
 
 
-def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndarray:
+def _to_float(
+    item, where: str, size: tuple[int, int], channels: int
+) -> tuple[np.ndarray, tuple[int, int]]:
     """One item as float32 (H, W, C) in [0, 1] at ``size`` with ``channels`` channels.
+
+    Returns the array and the item's own (height, width), before resizing.
 
     PIL images are converted ("L" or "RGB") and resized (bilinear) by PIL; arrays
     and tensors have their alpha channel dropped, grey repeated or colour
@@ -201,6 +207,7 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
     from PIL import Image
 
     height, width = size
+    original = (item.height, item.width) if isinstance(item, Image.Image) else None
     if isinstance(item, Image.Image) and item.mode.startswith(("I", "F")):
         item = _wide_to_float(item, where)
     elif isinstance(item, Image.Image):
@@ -209,6 +216,7 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         item = np.asarray(image)
     array = _as_hwc(item, where)
+    original = original or array.shape[:2]
     if array.dtype == np.uint8:
         # The same float32 arithmetic as ArrayImages._read, so that the same
         # uint8 images give the same tensors from files, Datasets and arrays.
@@ -216,7 +224,12 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
         out *= 1.0 / 255.0
     else:
         out = np.array(array, dtype=np.float32)
-        if not np.isfinite(out).all() or out.min() < 0.0 or out.max() > 1.0:
+        if not np.isfinite(out).all():
+            raise ValueError(
+                f"{where} holds NaN or infinity: images must hold finite pixel values, "
+                f"float images scaled to [0, 1]."
+            )
+        if out.min() < 0.0 or out.max() > 1.0:
             raise ValueError(
                 f"{where} holds float values outside [0, 1] (min {out.min()}, max "
                 f"{out.max()}); float images must be scaled to [0, 1] (the networks "
@@ -237,7 +250,7 @@ def _to_float(item, where: str, size: tuple[int, int], channels: int) -> np.ndar
             antialias=True,
         )
         out = resized[0].clamp(0.0, 1.0).numpy().transpose(1, 2, 0)
-    return np.ascontiguousarray(out)
+    return np.ascontiguousarray(out), (int(original[0]), int(original[1]))
 
 
 def _wide_to_float(image, where: str) -> np.ndarray:
@@ -260,7 +273,10 @@ def _wide_to_float(image, where: str) -> np.ndarray:
 
 
 class Decoder(Dataset):
-    """Item ``i`` of files or a Dataset as a float32 tensor (H, W, C) in [0, 1]."""
+    """Item ``i`` of files or a Dataset as a float32 tensor (H, W, C) in [0, 1].
+
+    Each item comes with its own (height, width), before resizing to ``size``.
+    """
 
     def __init__(self, items, kind: str, size: tuple[int, int], channels: int):
         self.items, self.kind = items, kind
@@ -269,10 +285,11 @@ class Decoder(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         item = read_item(self.items, index, self.kind)
         where = item_name(self.items, index, self.kind)
-        return torch.from_numpy(_to_float(item, where, self.size, self.channels))
+        image, original = _to_float(item, where, self.size, self.channels)
+        return torch.from_numpy(image), torch.tensor(original)
 
 
 class StreamedImages(ImageSource):
@@ -291,12 +308,16 @@ class StreamedImages(ImageSource):
         hashes; None for a Dataset, whose images are hashed instead.
     num_workers : int
         DataLoader worker processes (0 decodes in the calling process).
+    size_chosen : bool
+        Whether the user chose the size (``image_size``); if not, the first
+        image resized to the first image's size is warned about, once.
     """
 
-    def __init__(self, decoder: Decoder, identity, num_workers: int):
+    def __init__(self, decoder: Decoder, identity, num_workers: int, size_chosen: bool = True):
         self.decoder = decoder
         self.identity = identity
         self.num_workers = num_workers
+        self.unwarned = not size_chosen
 
     def __len__(self) -> int:
         return len(self.decoder)
@@ -307,7 +328,24 @@ class StreamedImages(ImageSource):
 
     def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
         batches = [indices.tolist() for indices in chunks]
-        yield from DataLoader(self.decoder, batch_sampler=batches, num_workers=self.num_workers)
+        loader = DataLoader(self.decoder, batch_sampler=batches, num_workers=self.num_workers)
+        for indices, (images, sizes) in zip(batches, loader, strict=True):
+            resized = (sizes != torch.tensor(self.decoder.size)).any(1)
+            if self.unwarned and resized.any():
+                first = int(resized.int().argmax())
+                self._warn_of_resizing(indices[first], tuple(sizes[first].tolist()))
+            yield images
+
+    def _warn_of_resizing(self, index: int, own_size: tuple[int, int]) -> None:
+        self.unwarned = False
+        (height, width), (own_height, own_width) = self.decoder.size, own_size
+        item = item_name(self.decoder.items, index, self.decoder.kind)
+        warn(
+            f"The images differ in size: {item} is {own_height}x{own_width} pixels. Every "
+            f"image is resized to {height}x{width}, the size of the first image given to "
+            f"fit; pass image_size=(height, width) to fit to choose the size (which also "
+            f"silences this warning)."
+        )
 
     def update_digest(self, digest) -> None:
         """Feed the files' paths, sizes and times, or a Dataset's images, to ``digest``."""

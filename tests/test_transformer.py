@@ -327,8 +327,8 @@ def test_flattened_rgba_images_are_pointed_out(tiny):
         ((30, 784), "auto"),  # 28x28 MNIST
         ("digits_32", "auto"),  # 32x32 grey strokes on a blank background
         ("digits_32_bool", "auto"),  # the same, thresholded: bool pixels
-        ((30, 48), "auto"),  # too small to be told from a table
-        ((30, 30), "auto"),
+        ((30, 48), (1, 48)),  # a table read as signals, said so
+        ((30, 30), (1, 30)),
         ((30, 3072), (1, 3072)),  # signals, said so
         ((30, 3072), (32, 32, 3)),
     ],
