@@ -37,8 +37,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._devices import seeded
-
 try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows: fits of one key then compute it twice
@@ -165,7 +163,8 @@ def _built(architecture, n_outputs: int):
     """An ``architecture`` factory as the network it builds for ``n_outputs``, from seed 0."""
     if isinstance(architecture, str):
         return architecture
-    with seeded(0, torch.device("cpu")):
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(0)  # the CPU's alone: the GPUs' are not forked
         return architecture(n_outputs)
 
 

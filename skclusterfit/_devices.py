@@ -7,15 +7,12 @@ per ``fit`` or ``transform``, and handed to the stages as plain values.
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import torch
 
 from . import _distributed as distributed
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-# torch's global generators are one per process: blocks that seed them take turns.
-_GENERATORS = threading.RLock()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -91,11 +88,9 @@ def seeded(seed: int, device: torch.device):
 
     Layer initialisation and dropout draw from the global generators; forking
     them keeps fits reproducible without changing the caller's random state.
-    Other threads' blocks wait meanwhile, since they would reseed the same
-    generators.
     """
     devices = [device] if device.type == "cuda" else []
-    with _GENERATORS, torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices):
         # Only the generators forked above: torch.manual_seed would also reseed
         # every other GPU's, which fork_rng does not restore.
         torch.default_generator.manual_seed(seed)

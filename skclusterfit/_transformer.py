@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from numbers import Integral, Real
 
 import numpy as np
@@ -31,6 +32,10 @@ from ._targets import class_ids
 from ._training import infer, make_config, train
 
 FEATURE_LAYERS = ("features", "logits", "extractor")
+# Fits in threads of one process run their stages one at a time: torch's global
+# generators and thread settings are one per process. Fits in processes share
+# checkpoint_dir through its lock files instead.
+_FITTING = threading.RLock()
 
 
 class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -373,10 +378,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         seeds = [int(seed) for seed in distributed.broadcast(seeds)]
         architecture = resolve_architecture(self.architecture, source.shape, device)
         counts = cluster_counts(self.n_clusters)
-        cache = self._stage_cache(source, labels, architecture, counts, device)
         params = self.get_params(deep=False)
-        stats = source.channel_stats()
-        with torch_threads(self.n_jobs):
+        with _FITTING, torch_threads(self.n_jobs):
+            cache = self._stage_cache(source, labels, architecture, counts, device)
+            stats = source.channel_stats()
             with holding(cache, self.extractor), seeded(seeds[0], device):
                 extractor, n_embedding, history = fit_extractor(
                     self.extractor,

@@ -83,8 +83,9 @@ def test_a_grid_search_over_k_trains_n_pre_once_per_fold(small_digits, tiny, tmp
 
 
 def test_fits_in_threads_sharing_the_folder_end_as_they_would_alone(small_digits, tiny, tmp_path):
-    # Two fits of the same stages at once (one waits for the other's N_pre and
-    # reuses it) and one of other clusters; torch's thread count is left alone.
+    # Two fits of the same stages at once (the second reuses the first's
+    # stages), one of other clusters and one of another seed; they take turns,
+    # and torch's thread count is left alone.
     X, _ = small_digits
     settings = [{"n_clusters": 5}, {"n_clusters": 5}, {"n_clusters": 8}, {"random_state": 1}]
     alone = [ClusterFitTransformer(**{**tiny, **s}).fit(X).transform(X) for s in settings]
@@ -92,15 +93,15 @@ def test_fits_in_threads_sharing_the_folder_end_as_they_would_alone(small_digits
 
     def fit(position):
         cf = ClusterFitTransformer(**{**tiny, **settings[position]}, checkpoint_dir=tmp_path)
-        results[position] = cf.fit(X).transform(X)
+        results[position] = cf.fit(X)
 
     threads = [threading.Thread(target=fit, args=(i,)) for i in range(len(settings))]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=600)
     for position, expected in enumerate(alone):
-        np.testing.assert_array_equal(results[position], expected)
+        np.testing.assert_array_equal(results[position].transform(X), expected)
 
 
 FIT_SCRIPT = """

@@ -183,6 +183,7 @@ def test_save_leaves_the_estimator_unchanged(small_digits, tiny, tmp_path):
     assert all(vars(cf)[name] is value for name, value in before.items())
 
 
+@pytest.mark.parametrize("n_clusters", [[5, 8, 3], (5, 8)], ids=["list", "tuple"])
 def test_a_fit_of_several_clusterings_loads_with_every_one(
     small_digits, tiny, tmp_path, n_clusters
 ):
