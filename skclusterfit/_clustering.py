@@ -15,19 +15,27 @@ k-means estimators read their batches straight from the mapped file.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import json
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
+from . import _distributed as distributed
+from ._checkpoints import decode, encode
 from ._compat import warn
+from ._extractors import embed
 
 CLUSTERERS = ("auto", "kmeans", "minibatch", "faiss")
 # faiss k-means is trained on at most this many points per cluster, drawn at
@@ -62,22 +70,12 @@ class Clustering:
         """Number of non-empty clusters."""
         return int(self.labels.max()) + 1
 
-
-def cluster(features: np.ndarray, *, n_clusters: int, **options) -> Clustering:
-    """Cluster ``features`` (n, d) into at most ``n_clusters`` groups.
-
-    :func:`cluster_each` with one number of clusters; ``options`` are its
-    other parameters.
-
-    Returns
-    -------
-    Clustering
-        Labels (-1 for samples the clusterer left unassigned), centres in the
-        space that was clustered, the method that ran (see :func:`plan`), its
-        time and the number of points it was fitted on.
-    """
-    (result,) = cluster_each(features, n_clusters=[n_clusters], **options)
-    return result
+    def summary(self) -> str:
+        """What ran and what it found, in words."""
+        fitted_on = ""
+        if self.n_fitted is not None and self.n_fitted < len(self.labels):
+            fitted_on = f", fitted on {self.n_fitted} of {len(self.labels)} images"
+        return f"{self.method} found {self.n_clusters} clusters in {self.seconds:.1f}s{fitted_on}"
 
 
 def cluster_each(
@@ -96,7 +94,7 @@ def cluster_each(
     The features are whitened and normalised once (with ``seed``), then each
     entry is clustered by the method :func:`plan` gives for its number of
     clusters, seeded by :func:`entry_seed`: the first entry by ``seed`` itself,
-    so that it is the clustering :func:`cluster` makes with that number.
+    so that it is the clustering a list of that one number makes.
 
     Parameters
     ----------
@@ -151,6 +149,110 @@ def cluster_each(
     return results
 
 
+def embed_and_cluster(
+    extractor,
+    source,
+    counts,
+    *,
+    clusterer,
+    pca_components,
+    l2_normalize: bool,
+    batch_size: int,
+    device,
+    seed: int,
+    features_dir,
+    cache,
+    reporter=None,
+) -> tuple[list[Clustering], bool]:
+    """Stage 2: N_pre's embeddings clustered once per entry of ``counts``, or restored.
+
+    Returns the clusterings and whether they were restored from ``cache``
+    (which skips the embedding too). Under ``torch.distributed`` every rank
+    embeds its block, rank 0 gathers the blocks and clusters, and every rank
+    gets every clustering.
+    """
+    saved = distributed.run_on_main(lambda: cache and cache.load("clustering"))
+    if saved is not None:
+        options = dict(clusterer=clusterer, n_samples=len(source), counts=counts, seed=seed)
+        return from_record(saved, **options), True
+    with scratch_folder(features_dir) as scratch:
+        embeddings = embed(
+            extractor,
+            source,
+            batch_size=batch_size,
+            device=device,
+            folder=scratch,
+            cache=cache,
+            reporter=reporter,
+        )
+        # Rank 0 clusters and hands every clustering (labels, centres, method) to every rank.
+        clusterings = distributed.run_on_main(
+            functools.partial(
+                cluster_each,
+                embeddings,
+                n_clusters=counts,
+                clusterer=clusterer,
+                pca_components=pca_components,
+                l2_normalize=l2_normalize,
+                seed=seed,
+                folder=scratch,
+                owned=True,
+            )
+        )
+        del embeddings  # the clusters are all that later stages need
+    if cache is not None:
+        cache.save("clustering", to_record(clusterings))
+    return clusterings, False
+
+
+def to_record(clusterings: list[Clustering]) -> dict:
+    """The clusterings as a checkpoint record: tensors and strings only.
+
+    The first clustering is where a fit with an int ``n_clusters`` keeps its
+    only one, the others under ``"more"``. The method that ran is kept as JSON,
+    so a restored fit reports it whatever is installed then; a clusterer that
+    is not scikit-learn's is planned again instead.
+    """
+    records = []
+    for clustering in clusterings:
+        try:
+            method = json.dumps(encode("clusterer_", clustering.method))
+        except TypeError:
+            method = ""
+        labels, centers = torch.from_numpy(clustering.labels), torch.from_numpy(clustering.centers)
+        records.append({"labels": labels, "centers": centers, "method": method})
+    return {**records[0], "more": records[1:]}
+
+
+def from_record(record: dict, *, clusterer, n_samples: int, counts, seed: int) -> list[Clustering]:
+    """The clusterings :func:`to_record` stored, for the same ``counts`` and ``seed``."""
+    clusterings = []
+    entries = [record, *record["more"]]
+    for position, (count, entry) in enumerate(zip(counts, entries, strict=True)):
+        if entry["method"]:
+            method = decode("clusterer_", json.loads(entry["method"]))
+        else:
+            method = plan(clusterer, n_samples, count, entry_seed(seed, position))
+        labels, centers = entry["labels"].numpy(), entry["centers"].numpy()
+        clusterings.append(Clustering(labels, centers, method, 0.0))
+    return clusterings
+
+
+@contextlib.contextmanager
+def scratch_folder(features_dir):
+    """A temporary subfolder of ``features_dir`` (None without one), removed after.
+
+    A subfolder of its own keeps fits that share ``features_dir`` (in a
+    parallel grid search, say) from writing over each other's files.
+    """
+    if features_dir is None:
+        yield None
+        return
+    Path(features_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=features_dir, prefix="skclusterfit-") as path:
+        yield Path(path)
+
+
 def entry_seed(seed: int, position: int) -> int:
     """The seed of the clustering at ``position`` of a list of them: ``seed`` for the first.
 
@@ -164,7 +266,7 @@ def entry_seed(seed: int, position: int) -> int:
 
 
 def _cluster_prepared(features, n_clusters: int, clusterer, seed: int, *, owned: bool):
-    """Cluster prepared features into at most ``n_clusters`` groups (see :func:`cluster`)."""
+    """Cluster prepared features into at most ``n_clusters`` groups (see :func:`cluster_each`)."""
     method = plan(clusterer, len(features), n_clusters, seed)
     expected = n_clusters
     n_fitted = len(features)
@@ -199,7 +301,7 @@ def _cluster_prepared(features, n_clusters: int, clusterer, seed: int, *, owned:
 
 
 def plan(clusterer, n_samples: int, n_clusters: int, seed: int):
-    """The clustering that ``cluster`` runs: ``"faiss"`` or an unfitted scikit-learn estimator.
+    """The clustering :func:`cluster_each` runs: ``"faiss"`` or an unfitted scikit-learn estimator.
 
     The estimator carries every setting it runs with (``n_clusters``,
     initialisation, ``random_state``), so it is a value the ``clusterer``

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _distributed as distributed
+from ._checkpoints import holding
 from ._compat import import_torchvision
 from ._networks import (
     Features,
@@ -36,7 +38,7 @@ from ._networks import (
 )
 from ._reporting import Reporter
 from ._targets import ClassIds, Rotations, Targets
-from ._training import TrainConfig, train
+from ._training import TrainConfig, infer, train
 
 TRAINED_EXTRACTORS = ("rotnet", "supervised", "random")
 # ImageNet networks see small images upsampled to this many pixels a side.
@@ -106,6 +108,43 @@ def fit_extractor(
     module.requires_grad_(False).eval().to(config.device)
     n_features = check_output(module, source.shape, "extractor", config.device)
     return module, n_features, history
+
+
+def pretext_outputs(extractor, source, labels, rotations_per_image: int) -> int:
+    """The number of outputs of a trained extractor's head (2 for the others)."""
+    if not (isinstance(extractor, str) and extractor in TRAINED_EXTRACTORS):
+        return 2
+    targets = _pretext(extractor, source, labels, rotations_per_image)
+    return 2 if targets is None else targets.n_outputs
+
+
+def embed(
+    extractor: nn.Module, source, *, batch_size: int, device, folder, cache, reporter=None
+) -> np.ndarray:
+    """N_pre's features of every image (see ``_training.infer``), or the ones ``cache`` stored.
+
+    With a ``folder`` they go to a memory-mapped file there, and are not
+    stored; under ``torch.distributed`` every rank embeds its block and rank 0
+    gets them all.
+    """
+    stored = cache is not None and folder is None and not distributed.active()
+    with holding(cache if stored else None, "embeddings"):
+        saved = cache.load("embeddings") if stored else None
+        if saved is not None:
+            return saved["embeddings"].numpy()
+        out_file = None if folder is None else folder / "embeddings.npy"
+        embeddings = infer(
+            extractor,
+            source,
+            batch_size=batch_size,
+            device=device,
+            shard=True,
+            out_file=out_file,
+            reporter=reporter,
+        )
+        if stored:
+            cache.save("embeddings", {"embeddings": torch.from_numpy(embeddings)})
+    return embeddings
 
 
 def _pretext(extractor: str, source, labels, rotations_per_image) -> Targets | None:

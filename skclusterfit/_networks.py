@@ -13,6 +13,7 @@ held by one :class:`Heads` module whose output is their logits side by side.
 from __future__ import annotations
 
 import itertools
+import threading
 from numbers import Integral
 
 import torch
@@ -147,9 +148,12 @@ class MultiScale(nn.Module):
         wanted = dict.fromkeys(self.taps)
         calls: dict = {}
         # The hooks live for one call only, so the network itself never keeps
-        # them (it is pickled and saved without them).
+        # them (it is pickled and saved without them), and record for this
+        # thread alone: other threads may run the same network meanwhile.
         handles = [
-            self.module.get_submodule(name).register_forward_hook(_tap(name, calls, wanted))
+            self.module.get_submodule(name).register_forward_hook(
+                _this_thread(_tap(name, calls, wanted))
+            )
             for name in {name for name, _ in self.taps}
         ]
         try:
@@ -158,6 +162,22 @@ class MultiScale(nn.Module):
             for handle in handles:
                 handle.remove()
         return torch.cat([*wanted.values(), final.float()], dim=1)
+
+
+def _this_thread(hook):
+    """``hook`` called only in the thread that makes it; other threads' calls pass by.
+
+    A forward hook is registered on the module itself, which every thread
+    running that module shares, so a hook that records must tell its own
+    thread's calls from theirs.
+    """
+    owner = threading.get_ident()
+
+    def in_owner(module, inputs, output):
+        if threading.get_ident() == owner:
+            hook(module, inputs, output)
+
+    return in_owner
 
 
 def _tap(name: str, calls: dict, wanted: dict):
@@ -198,7 +218,7 @@ def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
         return hook
 
     handles = [
-        layer.register_forward_hook(record(name))
+        layer.register_forward_hook(_this_thread(record(name)))
         for name, layer in module.named_modules()
         if not any(True for _ in layer.children())
     ]
@@ -302,13 +322,17 @@ def run_blank(module: nn.Module, image_shape, device: torch.device | None = None
     if device is None:
         tensors = itertools.chain(module.parameters(), module.buffers())
         device = next(tensors, torch.zeros(0)).device
-    was_training = module.training
+    # Each layer gets back its own mode, not the module's: a new wrapper (in
+    # training mode) around a fitted network must leave the network in eval
+    # mode, which other threads may be running it in.
+    training = [layer for layer in module.modules() if layer.training]
     module.eval()
     try:
         with torch.no_grad():
             return module(torch.zeros((2, *image_shape), device=device))
     finally:
-        module.train(was_training)
+        for layer in training:
+            layer.training = True
 
 
 def check_output(

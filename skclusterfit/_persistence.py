@@ -13,25 +13,23 @@ those instead.
 
 from __future__ import annotations
 
+import copy
 import errno
-import importlib
+import itertools
 import json
-import os
 import pickle
 import zipfile
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _version
-from ._checkpoints import atomic_save
+from ._checkpoints import atomic_save, decode, encode
 from ._compat import warn
 from ._extractors import TRAINED_EXTRACTORS, pretrained
-from ._networks import Features, build_network, resolve_architecture
+from ._networks import Features, build_network
 
 FORMAT = "skclusterfit-model"
 FORMAT_VERSION = 1
@@ -67,8 +65,6 @@ def save(estimator, path) -> None:
                 f"save() stores models whose {name} is a string; this one's is "
                 f"{type(params[name]).__name__}, which is code. Use pickle or joblib."
             )
-    estimator.architecture_ = built_architecture(estimator)
-    fill_clusterings(estimator)
     fitted = {name: getattr(estimator, name) for name in _JSON_ATTRIBUTES}
     fitted["clusterer_"] = encode("clusterer_", fitted["clusterer_"])
     fitted["clusterer_all_"] = [encode("clusterer_", c) for c in estimator.clusterer_all_]
@@ -131,16 +127,15 @@ def load(path, estimator_class):
         setattr(estimator, name, value)
     estimator.labels_ = record["labels_"].numpy()
     estimator.cluster_centers_ = record["cluster_centers_"].numpy()
-    # Files written before several clusterings existed hold one, the first.
-    estimator.labels_all_ = [estimator.labels_]
-    estimator.labels_all_ += [labels.numpy() for labels in record.get("labels_more", [])]
-    estimator.cluster_centers_all_ = [estimator.cluster_centers_]
-    estimator.cluster_centers_all_ += [c.numpy() for c in record.get("cluster_centers_more", [])]
-    fill_clusterings(estimator)
+    estimator.labels_all_ = [estimator.labels_, *(x.numpy() for x in record["labels_more"])]
+    estimator.cluster_centers_all_ = [
+        estimator.cluster_centers_,
+        *(x.numpy() for x in record["cluster_centers_more"]),
+    ]
 
     shape = estimator._chw
     channels = shape[0]
-    architecture = estimator.architecture_ = built_architecture(estimator)
+    architecture = estimator.architecture_
     blank = (np.zeros(channels), np.ones(channels))
     with torch.random.fork_rng(devices=[]):  # building a network draws random weights
         estimator.network_ = build_network(architecture, shape, estimator.n_clusters_all_, *blank)
@@ -194,27 +189,18 @@ def _read(path):
             ) from None
 
 
-def built_architecture(estimator) -> str:
-    """The network a fitted estimator built: ``architecture_``, or its old equivalent.
+def picklable(state: dict) -> dict:
+    """An estimator's ``__getstate__`` with its networks copied to the CPU where they are not.
 
-    Models fitted before ``architecture_`` was recorded built what ``"auto"``
-    chose then, by size alone: the rule a GPU still follows.
+    So that a pickle of a model fitted on a GPU loads on machines without one.
     """
-    if hasattr(estimator, "architecture_"):
-        return estimator.architecture_
-    return resolve_architecture(estimator.architecture, estimator._chw, torch.device("cuda"))
-
-
-def fill_clusterings(estimator) -> None:
-    """Give a model fitted or saved before several clusterings existed its one-entry lists.
-
-    ``labels_all_``, ``cluster_centers_all_``, ``n_clusters_all_`` and
-    ``clusterer_all_`` then hold its only clustering, as a fit with an int
-    ``n_clusters`` sets them.
-    """
-    for name in ("labels_", "cluster_centers_", "n_clusters_", "clusterer_"):
-        if not hasattr(estimator, f"{name}all_"):
-            setattr(estimator, f"{name}all_", [getattr(estimator, name)])
+    for key in ("extractor_", "network_"):
+        module = state.get(key)
+        if isinstance(module, torch.nn.Module) and any(
+            t.device.type != "cpu" for t in itertools.chain(module.parameters(), module.buffers())
+        ):
+            state[key] = copy.deepcopy(module).to("cpu")
+    return state
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:
@@ -225,39 +211,3 @@ def _extractor_outputs(estimator) -> int:
     """Output count of a trained extractor's (unused) head, needed to rebuild it."""
     extractor = estimator.extractor_
     return extractor.network.head.out_features if isinstance(extractor, Features) else 0
-
-
-def encode(name: str, value):
-    """A parameter as JSON; scikit-learn clusterers by class and parameters."""
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (tuple, list)) and all(isinstance(v, Integral) for v in value):
-        # n_clusters and image_shape: a list stays a list, a tuple a tuple.
-        return {"list" if isinstance(value, list) else "tuple": [int(v) for v in value]}
-    if isinstance(value, BaseEstimator) and type(value).__module__.startswith("sklearn."):
-        return {
-            "sklearn_estimator": f"{type(value).__module__}.{type(value).__qualname__}",
-            "params": {k: encode(k, v) for k, v in value.get_params(deep=False).items()},
-        }
-    raise TypeError(
-        f"save() stores plain parameter values; {name}={value!r} is not one. "
-        f"Use pickle or joblib for this model."
-    )
-
-
-def decode(name: str, value):
-    if isinstance(value, dict) and "tuple" in value:
-        return tuple(value["tuple"])
-    if isinstance(value, dict) and "list" in value:
-        return list(value["list"])
-    if isinstance(value, dict) and "sklearn_estimator" in value:
-        module_name, _, class_name = value["sklearn_estimator"].rpartition(".")
-        if not module_name.startswith("sklearn."):
-            raise ValueError(f"{name}: only scikit-learn estimators are rebuilt by load().")
-        cls = getattr(importlib.import_module(module_name), class_name)
-        if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
-            raise ValueError(f"{name}: {value['sklearn_estimator']} is not an estimator.")
-        return cls(**{k: decode(k, v) for k, v in value["params"].items()})
-    return value

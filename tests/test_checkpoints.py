@@ -1,4 +1,10 @@
-"""Interrupted fits resume from their checkpoints; foreign or damaged ones are refused."""
+"""The stage cache: interrupted fits resume, later fits reuse what they share, none uses another's.
+
+Adapted when ``checkpoint_dir`` became a cache of every stage: the tests that
+expected "belongs to a fit with other data or parameters" for a second fit in
+the same folder now check that such a fit computes its own stages and ends as
+it would without the folder (``_same_as_alone``).
+"""
 
 import copy
 import io
@@ -41,6 +47,20 @@ def _saved_epoch(path):
     return torch.load(io.BytesIO(record["payload"].numpy().tobytes()), weights_only=True)["epoch"]
 
 
+def _stored(folder, stage):
+    """The files of ``stage`` in ``folder``, one per key."""
+    return sorted(folder.glob(f"{stage}-*.pt"))
+
+
+def _same_as_alone(X, params, folder, y=None):
+    """Fit with ``checkpoint_dir=folder`` and check it ends as the same fit without one."""
+    cached = ClusterFitTransformer(**params, checkpoint_dir=folder).fit(X, y)
+    alone = ClusterFitTransformer(**params).fit(X, y)
+    np.testing.assert_array_equal(cached.transform(X), alone.transform(X))
+    np.testing.assert_array_equal(cached.labels_, alone.labels_)
+    return cached
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_clusters", [5, [5, 8]], ids=["one-clustering", "two-clusterings"])
 def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path, n_clusters):
@@ -51,7 +71,7 @@ def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path, 
     process = subprocess.Popen([sys.executable, "-c", script, str(folder)])
     try:
         deadline = time.monotonic() + 300
-        while not (folder / "clusterfit.pt").exists():
+        while not _stored(folder, "clusterfit"):
             assert process.poll() is None, "the fit ended before any N_cf checkpoint"
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -59,7 +79,7 @@ def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path, 
         process.wait()
     finally:
         process.kill()
-    killed_at = _saved_epoch(folder / "clusterfit.pt")
+    killed_at = _saved_epoch(_stored(folder, "clusterfit")[0])
     assert 1 <= killed_at < params["max_epochs"]
 
     resumed = ClusterFitTransformer(**params, checkpoint_dir=folder).fit(X)
@@ -75,11 +95,8 @@ def test_fit_killed_mid_training_resumes_to_the_same_features(digits, tmp_path, 
 def test_finished_checkpoints_are_reused_without_training(small_digits, tiny, tmp_path):
     X, _ = small_digits
     first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "clusterfit.pt",
-        "clustering.pt",
-        "rotnet.pt",
-    ]
+    stages = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.pt"))
+    assert stages == ["clusterfit", "clustering", "embeddings", "rotnet"]
     again = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
     np.testing.assert_array_equal(first.transform(X), again.transform(X))
     assert again.history_ == first.history_
@@ -97,12 +114,14 @@ def test_finished_checkpoints_are_reused_without_training(small_digits, tiny, tm
     ],
     ids=["fewer-images", "other-values", "other-n_clusters", "other-seed", "list-of-one", "list"],
 )
-def test_checkpoints_of_another_fit_are_refused(small_digits, tiny, tmp_path, change):
+def test_another_fit_in_the_folder_uses_only_what_it_shares(small_digits, tiny, tmp_path, change):
     X, _ = small_digits
     ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
     X2, params = change(X, tiny)
-    with pytest.raises(ValueError, match="other data or parameters"):
-        ClusterFitTransformer(**params, checkpoint_dir=tmp_path).fit(X2)
+    _same_as_alone(X2, params, tmp_path)
+    # Other images or seeds train another N_pre; other clusterings reuse it.
+    reused = params["random_state"] == tiny["random_state"] and X2 is X
+    assert len(_stored(tmp_path, "rotnet")) == (1 if reused else 2)
 
 
 def test_checkpoints_of_several_clusterings_resume_only_the_same_list(small_digits, tiny, tmp_path):
@@ -118,31 +137,17 @@ def test_checkpoints_of_several_clusterings_resume_only_the_same_list(small_digi
     assert repr(again.clusterer_all_) == repr(first.clusterer_all_)
     np.testing.assert_array_equal(again.transform(X), first.transform(X))
     for other in (5, [5], [8, 5], [5, 8, 5]):
-        with pytest.raises(ValueError, match="other data or parameters"):
-            ClusterFitTransformer(**{**params, "n_clusters": other}).fit(X)
-
-
-def test_clustering_checkpoints_without_more_clusterings_resume(small_digits, tiny, tmp_path):
-    # Checkpoints written before n_clusters took lists hold one clustering and no
-    # "more" entry; a fit with an int n_clusters resumes them.
-    from skclusterfit._checkpoints import Checkpoints
-
-    X, _ = small_digits
-    first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    record = torch.load(tmp_path / "clustering.pt", weights_only=True)
-    state = torch.load(io.BytesIO(record["payload"].numpy().tobytes()), weights_only=True)
-    assert state.pop("more") == []
-    Checkpoints(tmp_path, record["fingerprint"], record["architecture"]).save("clustering", state)
-    (tmp_path / "clusterfit.pt").unlink()  # N_cf trains again, on the restored clusters
-    again = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    np.testing.assert_array_equal(again.labels_, first.labels_)
-    np.testing.assert_array_equal(again.transform(X), first.transform(X))
+        _same_as_alone(X, {**tiny, "n_clusters": other}, tmp_path)
+    # An int and a list of one name the same clustering.
+    assert len(_stored(tmp_path, "clustering")) == 4
 
 
 def test_settings_that_do_not_change_the_result_keep_the_checkpoints(small_digits, tiny, tmp_path):
     X, _ = small_digits
     first = ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    files = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in tmp_path.iterdir()}
+    files = {
+        path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in tmp_path.glob("*.pt")
+    }
     unchanged = dict(verbose=0, n_jobs=1, feature_layer="logits", num_workers=1)
     again = ClusterFitTransformer(
         **tiny, **unchanged, checkpoint_dir=str(tmp_path), features_dir=tmp_path / "features"
@@ -158,7 +163,7 @@ def test_settings_that_do_not_change_the_result_keep_the_checkpoints(small_digit
 def test_damaged_checkpoints_are_detected(small_digits, tiny, tmp_path, damage):
     X, _ = small_digits
     ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    path = tmp_path / "rotnet.pt"
+    (path,) = _stored(tmp_path, "rotnet")
     data = bytearray(path.read_bytes())
     if damage == "truncate":
         data = data[: len(data) // 2]
@@ -172,7 +177,8 @@ def test_damaged_checkpoints_are_detected(small_digits, tiny, tmp_path, damage):
 def test_checkpoints_are_written_atomically(small_digits, tiny, tmp_path, monkeypatch):
     X, _ = small_digits
     ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    before = (tmp_path / "clusterfit.pt").read_bytes()
+    (path,) = _stored(tmp_path, "clusterfit")
+    before = path.read_bytes()
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
@@ -181,7 +187,7 @@ def test_checkpoints_are_written_atomically(small_digits, tiny, tmp_path, monkey
     with pytest.raises(OSError, match="disk full"):
         ClusterFitTransformer(**{**tiny, "max_epochs": 2}, checkpoint_dir=tmp_path / "b").fit(X)
     assert not list((tmp_path / "b").glob(".*.tmp"))
-    assert (tmp_path / "clusterfit.pt").read_bytes() == before
+    assert path.read_bytes() == before
 
 
 def test_rounds_from_different_networks_never_share_checkpoints(small_digits, tiny, tmp_path):
@@ -193,10 +199,7 @@ def test_rounds_from_different_networks_never_share_checkpoints(small_digits, ti
         **tiny, extractor=first.network_.features, checkpoint_dir=tmp_path
     )
     second.fit(X)
-    with pytest.raises(ValueError, match="other data or parameters"):
-        ClusterFitTransformer(
-            **tiny, extractor=other.network_.features, checkpoint_dir=tmp_path
-        ).fit(X)
+    _same_as_alone(X, {**tiny, "extractor": other.network_.features}, tmp_path)
     # The same weights in another object (as in another process) resume.
     copy = pickle.loads(pickle.dumps(first))
     again = ClusterFitTransformer(**tiny, extractor=copy.network_.features, checkpoint_dir=tmp_path)
@@ -212,8 +215,8 @@ def test_module_extractors_are_told_apart_by_their_weights(small_digits, tiny, t
     changed = copy.deepcopy(module)
     with torch.no_grad():
         changed[1].bias[0] += 1e-3
-    with pytest.raises(ValueError, match="other data or parameters"):
-        ClusterFitTransformer(**tiny, extractor=changed, checkpoint_dir=tmp_path).fit(X)
+    _same_as_alone(X, {**tiny, "extractor": changed}, tmp_path)
+    assert len(_stored(tmp_path, "clustering")) == 2
 
 
 def _factory(width):
@@ -229,8 +232,9 @@ def test_architecture_factories_are_told_apart_by_what_they_build(small_digits, 
     X, _ = small_digits
     ClusterFitTransformer(**tiny, architecture=_factory(4), checkpoint_dir=tmp_path).fit(X)
     ClusterFitTransformer(**tiny, architecture=_factory(4), checkpoint_dir=tmp_path).fit(X)
-    with pytest.raises(ValueError, match="other data or parameters"):  # same name, other net
-        ClusterFitTransformer(**tiny, architecture=_factory(5), checkpoint_dir=tmp_path).fit(X)
+    # The same name, another network: its own stages.
+    _same_as_alone(X, {**tiny, "architecture": _factory(5)}, tmp_path)
+    assert len(_stored(tmp_path, "rotnet")) == 2
 
 
 @pytest.mark.parametrize(
@@ -264,8 +268,8 @@ def test_labels_count_by_value_and_only_for_the_supervised_extractor(small_digit
     assert ClusterFitTransformer(**params).fit(X, labels()).history_ == first.history_
     other = labels()
     other[0] = "nine"
-    with pytest.raises(ValueError, match="other data or parameters"):
-        ClusterFitTransformer(**params).fit(X, other)
+    _same_as_alone(X, {**tiny, "extractor": "supervised"}, params["checkpoint_dir"], other)
+    assert len(_stored(params["checkpoint_dir"], "supervised")) == 2
     # RotNet never reads y: a Pipeline passing other labels resumes the same fit.
     params = {**tiny, "checkpoint_dir": tmp_path / "rotnet"}
     first = ClusterFitTransformer(**params).fit(X, y)
@@ -280,8 +284,11 @@ def test_a_random_state_instance_counts_by_its_state(small_digits, tiny, tmp_pat
     # The same seed in a new object resumes; the used object draws other seeds.
     fresh = ClusterFitTransformer(**{**params, "random_state": np.random.RandomState(0)}).fit(X)
     assert fresh.history_ == first.history_
-    with pytest.raises(ValueError, match="other data or parameters"):
-        ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)
+    used = copy.deepcopy(seed)
+    again = ClusterFitTransformer(**{**params, "random_state": seed}).fit(X)
+    alone = ClusterFitTransformer(**{**tiny, "random_state": used}).fit(X)
+    np.testing.assert_array_equal(again.transform(X), alone.transform(X))
+    assert len(_stored(tmp_path, "rotnet")) == 2
 
 
 class _CountingExtractor(nn.Module):
@@ -312,18 +319,30 @@ def test_a_resumed_fit_does_not_embed_the_images_again(small_digits, tiny, tmp_p
     np.testing.assert_array_equal(again.transform(X), first.transform(X))
 
 
+def test_a_renamed_checkpoint_is_refused(small_digits, tiny, tmp_path):
+    X, _ = small_digits
+    ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+    ClusterFitTransformer(**{**tiny, "random_state": 1}, checkpoint_dir=tmp_path / "b").fit(X)
+    (mine,) = _stored(tmp_path, "clusterfit")
+    (other,) = _stored(tmp_path / "b", "clusterfit")
+    mine.write_bytes(other.read_bytes())  # another fit's file under this fit's name
+    with pytest.raises(ValueError, match="belongs to a fit with other data or parameters"):
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
+
+
 def test_checkpoints_that_cannot_be_read_are_not_called_damaged(small_digits, tiny, tmp_path):
     X, _ = small_digits
     ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    (tmp_path / "rotnet.pt").unlink()
-    (tmp_path / "rotnet.pt").mkdir()  # a folder where a checkpoint should be
+    (path,) = _stored(tmp_path, "rotnet")
+    path.unlink()
+    path.mkdir()  # a folder where a checkpoint should be
     with pytest.raises(IsADirectoryError):
         ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
-    (tmp_path / "rotnet.pt").rmdir()
-    (tmp_path / "rotnet.pt").write_bytes(pickle.dumps({"epoch": 1}))
+    path.rmdir()
+    path.write_bytes(pickle.dumps({"epoch": 1}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning from torch on the way
-        with pytest.raises(ValueError, match=r"rotnet\.pt is damaged and cannot be read"):
+        with pytest.raises(ValueError, match=r"rotnet-\w+\.pt is damaged and cannot be read"):
             ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
 
 
@@ -348,17 +367,17 @@ def test_a_checkpoint_read_without_memory_is_not_called_damaged(
         ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X)
 
 
-def test_a_checkpoint_of_another_auto_network_says_so(rng, tiny, tmp_path, monkeypatch):
+def test_stages_of_another_auto_network_are_not_reused(rng, tiny, tmp_path, monkeypatch):
     # architecture="auto" builds resnet18_small for 32x32 images on a GPU and the
-    # compact CNN on the CPU: resuming one on the other is refused, naming both.
+    # compact CNN on the CPU: each has stages of its own.
     import skclusterfit._transformer as transformer
 
     X = rng.randint(0, 256, (60, 32, 32, 3)).astype(np.uint8)
     params = {**tiny, "n_clusters": 3, "checkpoint_dir": tmp_path}
     ClusterFitTransformer(**params).fit(X)
     monkeypatch.setattr(transformer, "resolve_architecture", lambda *args: "resnet18_small")
-    with pytest.raises(ValueError, match="built architecture='cnn'.*Pass architecture='cnn'"):
-        ClusterFitTransformer(**params).fit(X)
+    assert ClusterFitTransformer(**params).fit(X).architecture_ == "resnet18_small"
+    assert len(_stored(tmp_path, "rotnet")) == 2
 
 
 def test_a_restored_clustering_reports_the_clusterer_that_ran(digits, tiny, tmp_path, monkeypatch):

@@ -9,7 +9,13 @@ from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKM
 from sklearn.exceptions import ConvergenceWarning
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._clustering import cluster
+from skclusterfit._clustering import Clustering, cluster_each
+
+
+def cluster(features, *, n_clusters: int, **options) -> Clustering:
+    """One clustering of ``features``: :func:`cluster_each` with one number of clusters."""
+    (result,) = cluster_each(features, n_clusters=[n_clusters], **options)
+    return result
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 import skclusterfit
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._clustering import cluster
+from skclusterfit._clustering import cluster_each
 
 N_IMAGES = 120
 
@@ -132,8 +132,10 @@ def test_checkpoints_know_the_files(grey, tmp_path, params):
     again = ClusterFitTransformer(**params, checkpoint_dir=tmp_path / "ckpt").fit(paths)
     np.testing.assert_array_equal(first.labels_, again.labels_)
     Image.fromarray(grey[50]).save(paths[3])  # another image under the same name
-    with pytest.raises(ValueError, match="belongs to a fit with other data"):
-        ClusterFitTransformer(**params, checkpoint_dir=tmp_path / "ckpt").fit(paths)
+    changed = ClusterFitTransformer(**params, checkpoint_dir=tmp_path / "ckpt").fit(paths)
+    alone = ClusterFitTransformer(**params).fit(paths)
+    np.testing.assert_array_equal(changed.labels_, alone.labels_)
+    assert len(list((tmp_path / "ckpt").glob("rotnet-*.pt"))) == 2  # its own N_pre
 
 
 def _errors(tmp_path, grey):
@@ -200,12 +202,12 @@ def test_features_on_disk_give_the_same_clusters(digits, tmp_path, method):
     on_disk = np.lib.format.open_memmap(tmp_path / "f.npy", "w+", np.float32, features.shape)
     on_disk[:] = features
     for pca in (None, 16):
-        in_memory = cluster(
-            features, n_clusters=10, clusterer=method, pca_components=pca, l2_normalize=True, seed=0
+        (in_memory,) = cluster_each(
+            features, n_clusters=[10], clusterer=method, pca_components=pca, seed=0
         )
-        mapped = cluster(
+        (mapped,) = cluster_each(
             on_disk,
-            n_clusters=10,
+            n_clusters=[10],
             clusterer=method,
             pca_components=pca,
             l2_normalize=True,
@@ -227,8 +229,8 @@ def test_features_dir_is_left_empty_and_changes_nothing(grey_files, tmp_path, pa
 def test_faiss_trains_on_at_most_256_points_per_cluster(digits, tiny, capsys):
     pytest.importorskip("faiss")
     features = digits[0].astype(np.float32)
-    assert cluster(features, n_clusters=4, clusterer="faiss", seed=0).n_fitted == 1024
-    assert cluster(features, n_clusters=10, clusterer="faiss", seed=0).n_fitted == len(features)
+    sampled, every = cluster_each(features, n_clusters=[4, 10], clusterer="faiss", seed=0)
+    assert sampled.n_fitted == 1024 and every.n_fitted == len(features)
     ClusterFitTransformer(**{**tiny, "n_clusters": 2}, clusterer="faiss", verbose=1).fit(
         digits[0][:600]
     )

@@ -267,8 +267,10 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was(
     error = {"extractor": RuntimeError, "checkpoint": ValueError}.get(failure, KeyboardInterrupt)
     if failure == "extractor":
         params = dict(extractor=_failing_extractor)
-    elif failure == "checkpoint":  # checkpoints of another fit are refused
-        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(X[:50])
+    elif failure == "checkpoint":  # a damaged checkpoint is refused
+        ClusterFitTransformer(**tiny, checkpoint_dir=tmp_path).fit(other)
+        for path in tmp_path.glob("rotnet-*.pt"):
+            path.write_bytes(b"damaged")
         params = dict(checkpoint_dir=tmp_path)
     else:  # interrupted while N_cf trains, after the extractor
         params = {}
