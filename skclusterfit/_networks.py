@@ -21,8 +21,13 @@ from torch import nn
 
 from ._compat import import_torchvision
 
-BUILTIN_ARCHITECTURES = ("auto", "cnn", "resnet18_small")
+BUILTIN_ARCHITECTURES = ("auto", "cnn", "cnn_stem", "resnet18_small")
+# "cnn_stem" brings large images down to about this many pixels a side first.
+STEM_SIDE = 32
+# On the CPU, "auto" builds "cnn_stem" for images at least this large.
+STEM_FROM = 64
 _CNN_WIDTHS = (32, 64, 128, 256)
+_STEM_WIDTH = 16
 
 
 class Network(nn.Module):
@@ -243,17 +248,20 @@ def stage_outputs(module: nn.Module, image_shape) -> list[tuple[str, int]]:
 def resolve_architecture(architecture, image_shape, device: torch.device):
     """What ``architecture="auto"`` builds; other values are returned unchanged.
 
-    ``"resnet18_small"`` on a CUDA GPU for images with a height or a width of
-    32 pixels or more; the compact CNN otherwise, on every other device and
-    for smaller images. On the CPU the
-    compact CNN trained many times faster than ResNet-18 on 32x32 colour
-    images and gave better features at the same number of epochs
-    (``benchmarks/bench_colour.py``).
+    On a CUDA GPU, ``"resnet18_small"`` for images with a height or a width of
+    32 pixels or more. Elsewhere the compact CNN: ``"cnn"``, or ``"cnn_stem"``
+    for images whose height and width are both 64 pixels or more, whose cost
+    would otherwise grow with the square of the image side
+    (``benchmarks/bench_large_images.py``). On the CPU the compact CNN trained
+    many times faster than ResNet-18 on 32x32 colour images and gave better
+    features at the same number of epochs (``benchmarks/bench_colour.py``).
     """
     if architecture != "auto":
         return architecture
     _, height, width = image_shape
-    return "resnet18_small" if max(height, width) >= 32 and device.type == "cuda" else "cnn"
+    if device.type == "cuda":
+        return "resnet18_small" if max(height, width) >= 32 else "cnn"
+    return "cnn_stem" if min(height, width) >= STEM_FROM else "cnn"
 
 
 def build_network(architecture, image_shape, n_outputs, mean, std) -> Network:
@@ -279,8 +287,8 @@ def build_network(architecture, image_shape, n_outputs, mean, std) -> Network:
     sizes = [int(n_outputs)] if isinstance(n_outputs, Integral) else [int(n) for n in n_outputs]
     n_outputs = sum(sizes)
     channels, height, width = image_shape
-    if architecture == "cnn":
-        module = _compact_cnn(channels, height, width, n_outputs)
+    if architecture in ("cnn", "cnn_stem"):
+        module = _compact_cnn(channels, height, width, n_outputs, stem=architecture == "cnn_stem")
     elif architecture == "resnet18_small":
         module = _small_resnet18(channels, n_outputs)
     elif isinstance(architecture, str):
@@ -349,10 +357,26 @@ def check_output(
     return out.shape[1]
 
 
-def _compact_cnn(channels: int, height: int, width: int, n_outputs: int) -> nn.Module:
-    """Four conv-BN-ReLU blocks, each halving the image while it is large enough."""
+def _compact_cnn(
+    channels: int, height: int, width: int, n_outputs: int, stem: bool = False
+) -> nn.Module:
+    """Four conv-BN-ReLU blocks, each halving the image while it is large enough.
+
+    With ``stem``, a strided convolution first brings the image down by a
+    whole factor to about ``STEM_SIDE`` pixels on its shorter side, each of its
+    ``_STEM_WIDTH`` channels computed from one non-overlapping patch (a
+    learned downsampling: average pooling is one of the filters it can learn).
+    """
     layers: list[nn.Module] = []
     in_channels = channels
+    if stem:
+        factor = max(1, min(height, width) // STEM_SIDE)
+        layers += [
+            nn.Conv2d(channels, _STEM_WIDTH, factor, stride=factor, bias=False),
+            nn.BatchNorm2d(_STEM_WIDTH),
+            nn.ReLU(inplace=True),
+        ]
+        in_channels, height, width = _STEM_WIDTH, height // factor, width // factor
     for out_channels in _CNN_WIDTHS:
         layers += [
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),

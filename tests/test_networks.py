@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import skclusterfit
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._networks import (
     Features,
@@ -24,6 +25,9 @@ from skclusterfit._training import _epoch_order, augment
         ("cnn", (1, 8, 8), 256),
         ("cnn", (3, 5, 7), 256),
         ("cnn", (1, 1, 10), 256),
+        ("cnn_stem", (1, 96, 96), 256),
+        ("cnn_stem", (3, 64, 100), 256),
+        ("cnn_stem", (1, 8, 8), 256),
         ("resnet18_small", (3, 32, 32), 512),
         ("resnet18", (1, 16, 16), 512),
     ],
@@ -42,6 +46,10 @@ def test_architectures_split_into_features_and_head(architecture, shape, width):
         ((1, 8, 8), "cpu", "cnn"),
         ((1, 8, 8), "cuda", "cnn"),
         ((3, 32, 32), "cpu", "cnn"),
+        ((1, 64, 64), "cpu", "cnn_stem"),
+        ((3, 96, 200), "cpu", "cnn_stem"),
+        ((1, 63, 200), "cpu", "cnn"),
+        ((1, 96, 96), "cuda", "resnet18_small"),
         ((3, 32, 32), "cuda", "resnet18_small"),
         ((1, 20, 40), "cuda", "resnet18_small"),
     ],
@@ -55,6 +63,32 @@ def test_fit_records_the_architecture_auto_built(rng, tiny):
     X = rng.randint(0, 256, (40, 32, 32, 3)).astype(np.uint8)
     cf = ClusterFitTransformer(**{**tiny, "n_clusters": 2}).fit(X)
     assert cf.architecture_ == "cnn" and cf.network_.head.in_features == 256
+
+
+@pytest.mark.parametrize("side, factor", [(64, 2), (96, 3), (100, 3), (224, 7)])
+def test_stem_brings_large_images_to_about_32_pixels(side, factor):
+    net = build_network("cnn_stem", (1, side, side), 5, [0.5], [0.25]).eval()
+    stem = net.body[0]
+    assert stem.kernel_size == stem.stride == (factor, factor)
+    sizes = []
+    hook = net.body[3].register_forward_hook(lambda m, i, o: sizes.append(o.shape[2:]))
+    net(torch.rand(2, 1, side, side))
+    hook.remove()
+    assert sizes == [(side // factor, side // factor)]  # the first block's input size
+    assert 32 <= side // factor < 48
+
+
+def test_stem_fit_on_large_images_saves_and_reads_three_stages(rng, tiny, tmp_path):
+    X = rng.randint(0, 256, (40, 64, 64)).astype(np.uint8)
+    cf = ClusterFitTransformer(**{**tiny, "n_clusters": 2}).fit(X)
+    assert cf.architecture_ == "cnn_stem"
+    features = cf.transform(X[:4])
+    # The stages of the compact CNN on 32x32 images, where the stem brings these.
+    small = ClusterFitTransformer(**{**tiny, "n_clusters": 2}).fit(X[:, ::2, ::2])
+    assert features.shape == (4, small.transform(X[:4, ::2, ::2]).shape[1])
+    cf.save(tmp_path / "model.pt")
+    loaded = skclusterfit.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(loaded.transform(X[:4]), features)
 
 
 def test_factory_architecture(small_digits, tiny, tiny_net):
