@@ -20,11 +20,27 @@ from skclusterfit._testing import _choose
 RESULTS = Path(__file__).parent / "results"
 
 
-def digits_table(record: dict) -> str:
-    """The digits study's table, from the record of ``results/digits.json``."""
-    rows = [("representation", "linear probe", "10-shot probe", "20-NN")]
-    rows += [(name, *map(_spread, scores.values())) for name, scores in record["scores"].items()]
-    return _rules(rows)
+# The rows and probes of README.rst's short digits table.
+README_DIGITS = {
+    "rows": ("raw pixels", "RotNet (10 epochs)", "ClusterFit(RotNet)"),
+    "probes": ("linear", "10-shot"),
+    "title": "digits, 3 seeds",
+}
+_PROBE_HEADERS = {"linear": "linear probe", "10-shot": "10-shot probe", "20-NN": "20-NN"}
+
+
+def digits_table(record: dict, rows=None, probes=None, title: str = "representation") -> str:
+    """The digits study's table from the record of ``results/digits.json``.
+
+    ``rows`` and ``probes`` choose some of its rows and probe columns (None:
+    all), in their order; ``title`` heads the first column.
+    """
+    scores = record["scores"]
+    rows = list(scores) if rows is None else rows
+    probes = list(next(iter(scores.values()))) if probes is None else probes
+    table = [(title, *(_PROBE_HEADERS[p] for p in probes))]
+    table += [(name, *(_spread(scores[name][p]) for p in probes)) for name in rows]
+    return _rules(table)
 
 
 def write_all(out: Path, results: Path = RESULTS) -> None:

@@ -52,6 +52,9 @@ STUDIES = {
     "heads": ("bench_heads.py",),
     "features": ("bench_features.py",),
     "features_default_fit": ("bench_features.py", "--default-fit"),
+    "grid_cache": ("bench_grid_cache.py",),
+    "peers": ("bench_peers.py",),
+    "large_images": ("bench_large_images.py",),
 }
 
 

@@ -99,9 +99,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         L2-normalise the embeddings (after whitening) before clustering.
     architecture : str or callable, default="auto"
         The network trained as N_cf and as a trained extractor: ``"cnn"``
-        (a compact four-block CNN), ``"resnet18_small"``, ``"auto"`` (the
-        first on the CPU or for images under 32 pixels, else the second;
-        ``architecture_`` says which), any torchvision model name
+        (a compact four-block CNN), ``"cnn_stem"`` (the same behind a strided
+        stem that brings images down to about 32 pixels a side),
+        ``"resnet18_small"``, ``"auto"`` (on a GPU the last for images of 32
+        pixels or more; elsewhere ``"cnn_stem"`` for images of 64 pixels or
+        more on both sides, else ``"cnn"``; ``architecture_`` says which; see
+        :ref:`architectures`), any torchvision model name
         (untrained), or a factory ``f(n_outputs) -> nn.Module`` whose last
         ``nn.Linear`` gives the logits.
     max_epochs : int, default=20

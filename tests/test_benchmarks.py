@@ -50,8 +50,8 @@ def test_runner_lists_the_studies_and_refuses_an_unknown_one():
 def test_readme_digits_table_is_the_one_rendered_from_its_results():
     tables = _module("_tables")
     record = json.loads((BENCHMARKS / "results" / "digits.json").read_text())
-    rendered = tables.digits_table(record)
-    assert rendered.count("\n") == 3 + len(record["scores"]) + 1
+    assert tables.digits_table(record).count("\n") == 3 + len(record["scores"]) + 1
+    rendered = tables.digits_table(record, **tables.README_DIGITS)
     assert rendered in (ROOT / "README.rst").read_text(), (
         "README.rst's digits table differs from benchmarks/results/digits.json; "
         "its table, rendered by benchmarks/_tables.py, reads:\n" + rendered
