@@ -104,7 +104,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``"resnet18_small"``, ``"auto"`` (on a GPU the last for images of 32
         pixels or more; elsewhere ``"cnn_stem"`` for images of 64 pixels or
         more on both sides, else ``"cnn"``; ``architecture_`` says which; see
-        :ref:`architectures`), any torchvision model name
+        :ref:`the architectures <architectures>`), any torchvision model name
         (untrained), or a factory ``f(n_outputs) -> nn.Module`` whose last
         ``nn.Linear`` gives the logits.
     max_epochs : int, default=20
