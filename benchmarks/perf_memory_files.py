@@ -48,7 +48,7 @@ from skclusterfit.datasets import load_fashion_mnist
 CHILD = """
 import json, sys, time, tracemalloc
 from pathlib import Path
-from skclusterfit import ClusterFitTransformer, _transformer
+from skclusterfit import ClusterFitTransformer, _clustering
 
 folder, n, in_memory = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 n_clusters = int(sys.argv[4])
@@ -60,7 +60,7 @@ def status_mb(field):
             return int(line.split()[1]) / 1024
 
 peaks = []
-cluster = _transformer.cluster_each
+cluster = _clustering.cluster_each
 
 def measured_cluster(*args, **kwargs):
     # The peak so far is kept, then reset, so that the clustering's own shows.
@@ -76,7 +76,7 @@ def measured_cluster(*args, **kwargs):
     peaks.append(status_mb("VmHWM") - start)
     return result
 
-_transformer.cluster_each = measured_cluster
+_clustering.cluster_each = measured_cluster
 before = status_mb("VmRSS")
 start = time.perf_counter()
 cf = ClusterFitTransformer(
