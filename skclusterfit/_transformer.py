@@ -61,7 +61,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     The parameters come in the order of the stages they reach: the
     extractor N_pre, the clustering, N_cf, the training of both, then the
     input, the output and how ``fit`` runs. Read more in the :doc:`User Guide
-    <user_guide>`.
+    </user_guide>`.
 
     Parameters
     ----------
@@ -192,7 +192,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     labels_ : ndarray of shape (n_samples,)
         Pseudo-label of each training image (-1 where the clusterer left it
         unassigned), of the first clustering.
-    cluster_centers_ : ndarray of shape (n_clusters_, n_dims)
+    cluster_centers_ : ndarray of shape (n_clusters, n_dims)
         Mean of each cluster in the space that was clustered.
     n_clusters_ : int
         Number of non-empty clusters, i.e. of N_cf's (first head's) classes.
@@ -226,7 +226,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     ``fit`` called on every rank of a ``torch.distributed`` process group
     (a script launched by ``torchrun``) shares the work out between the ranks,
-    which all end with the same fitted transformer; see :doc:`scale`.
+    which all end with the same fitted transformer; see :doc:`/scale`.
 
     References
     ----------
