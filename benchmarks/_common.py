@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -292,6 +293,19 @@ def transfer_targets() -> dict:
             digits.target[1000:],
         ),
     }
+
+
+def resize(images: np.ndarray, side: int) -> np.ndarray:
+    """Flat square grey uint8 images resized (bilinear, antialiased) to ``side`` a side."""
+    old = math.isqrt(images.shape[1])
+    out = np.empty((len(images), side * side), dtype=np.uint8)
+    for start in range(0, len(images), 2048):
+        chunk = torch.from_numpy(images[start : start + 2048].astype(np.float32))
+        chunk = F.interpolate(
+            chunk.view(-1, 1, old, old), size=(side, side), mode="bilinear", antialias=True
+        )
+        out[start : start + 2048] = chunk.clamp(0, 255).round().to(torch.uint8).flatten(1).numpy()
+    return out
 
 
 def shrink(targets: dict, n: int) -> dict:

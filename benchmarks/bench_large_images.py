@@ -19,31 +19,14 @@ Usage::
 
 from __future__ import annotations
 
-import math
-
 import _common as common
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit.datasets import load_fashion_mnist
 from skclusterfit.metrics import linear_probe_score
 
 SIDES = (96, 32)
-
-
-def resize(images: np.ndarray, side: int) -> np.ndarray:
-    """Flat square grey uint8 images resized (bilinear, antialiased) to ``side`` a side."""
-    old = math.isqrt(images.shape[1])
-    out = np.empty((len(images), side * side), dtype=np.uint8)
-    for start in range(0, len(images), 2048):
-        chunk = torch.from_numpy(images[start : start + 2048].astype(np.float32))
-        chunk = F.interpolate(
-            chunk.view(-1, 1, old, old), size=(side, side), mode="bilinear", antialias=True
-        )
-        out[start : start + 2048] = chunk.clamp(0, 255).round().to(torch.uint8).flatten(1).numpy()
-    return out
 
 
 def main():
@@ -53,11 +36,11 @@ def main():
     train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
     # 96 px first, then down to 32: the control sees what the large fit saw, made small.
     big = {
-        "X": resize(train.data[:n], 96),
-        "A_train": resize(train.data[50_000 : 50_000 + probe_n], 96),
-        "A_test": resize(test.data[: 2 * probe_n], 96),
+        "X": common.resize(train.data[:n], 96),
+        "A_train": common.resize(train.data[50_000 : 50_000 + probe_n], 96),
+        "A_test": common.resize(test.data[: 2 * probe_n], 96),
     }
-    data = {96: big, 32: {name: resize(images, 32) for name, images in big.items()}}
+    data = {96: big, 32: {name: common.resize(images, 32) for name, images in big.items()}}
     y_train = train.target[50_000 : 50_000 + probe_n]
     y_test = test.target[: 2 * probe_n]
     record: dict = {"n_images": n, "seeds": [], "arms": {}}

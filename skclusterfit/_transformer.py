@@ -403,7 +403,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     checkpoints=cache,
                     reporter=reporter,
                 )
-            self._say(f"extractor: {n_embedding} features per image")
+            reporter.say(f"extractor: {n_embedding} features per image")
             with holding(cache, "clustering"):
                 clusterings = self._embed_and_cluster(
                     extractor, source, counts, device, seeds[1], cache, reporter
@@ -466,9 +466,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         )
         if restored:
             found = ", ".join(str(clustering.n_clusters) for clustering in clusterings)
-            self._say(f"clustering: {found} clusters restored from checkpoint")
+            reporter.say(f"clustering: {found} clusters restored from checkpoint")
         for clustering in [] if restored else clusterings:
-            self._say(f"clustering: {clustering.summary()}")
+            reporter.say(f"clustering: {clustering.summary()}")
         return clusterings
 
     def _learned_state(self) -> dict:
@@ -605,9 +605,6 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def __getstate__(self):
         return picklable(super().__getstate__())
-
-    def _say(self, message: str) -> None:
-        Reporter(self.verbose).say(message)
 
 
 def load(path) -> ClusterFitTransformer:
