@@ -37,6 +37,9 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from . import _distributed as distributed
+from ._devices import resolve_precision
+
 try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows: fits of one key then compute it twice
@@ -124,6 +127,22 @@ def stage_keys(
     if isinstance(params["extractor"], str):  # the stage that trains it is named after it
         keys[params["extractor"]] = keys["extractor"]
     return keys
+
+
+def stage_cache(folder, params: dict, source, labels, *, device, pretext_outputs: int):
+    """The stored stages of a fit in ``folder``: a :class:`Checkpoints`, or None.
+
+    None without a folder, and on every rank but 0 of a process group (rank 0
+    alone reads and writes the cache). ``params`` as for :func:`stage_keys`,
+    with ``precision`` as given: it is resolved on ``device`` here.
+    """
+    if folder is None or not distributed.is_main():
+        return None
+    params = {**params, "precision": str(resolve_precision(params["precision"], device))}
+    keys = stage_keys(
+        params, source, labels, pretext_outputs=pretext_outputs, n_outputs=sum(params["n_clusters"])
+    )
+    return Checkpoints(folder, keys)
 
 
 def _key(parent: str, parts: dict, random_state, position: int) -> str:

@@ -16,6 +16,7 @@ k-means estimators read their batches straight from the mapped file.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib.util
 import json
@@ -149,51 +150,53 @@ def cluster_each(
     return results
 
 
-def embed_and_cluster(
-    extractor,
-    source,
-    counts,
-    *,
-    clusterer,
-    pca_components,
-    l2_normalize: bool,
-    batch_size: int,
-    device,
-    seed: int,
-    features_dir,
-    cache,
-    reporter=None,
-) -> tuple[list[Clustering], bool]:
-    """Stage 2: N_pre's embeddings clustered once per entry of ``counts``, or restored.
+# Set only through _testing.observing_clustering: a function that each fit's
+# clustering runs through, as observer(cluster_each, *args, **kwargs), for a
+# benchmark that measures the clustering alone inside a fit.
+OBSERVER: contextvars.ContextVar = contextvars.ContextVar("clustering_observer", default=None)
 
-    Returns the clusterings and whether they were restored from ``cache``
-    (which skips the embedding too). Under ``torch.distributed`` every rank
-    embeds its block, rank 0 gathers the blocks and clusters, and every rank
-    gets every clustering.
+
+def embed_and_cluster(
+    extractor, source, params: dict, *, device, seed: int, cache, reporter
+) -> list[Clustering]:
+    """Stage 2: N_pre's embeddings clustered once per entry of ``n_clusters``, or restored.
+
+    ``params`` are the estimator's, with ``n_clusters`` as a list of ints; this
+    stage reads ``n_clusters``, ``clusterer``, ``pca_components``,
+    ``l2_normalize``, ``batch_size`` and ``features_dir``. Clusterings restored
+    from ``cache`` skip the embedding too. Under ``torch.distributed`` every
+    rank embeds its block, rank 0 gathers the blocks and clusters, and every
+    rank gets every clustering.
     """
+    counts, clusterer = params["n_clusters"], params["clusterer"]
     saved = distributed.run_on_main(lambda: cache and cache.load("clustering"))
     if saved is not None:
         options = dict(clusterer=clusterer, n_samples=len(source), counts=counts, seed=seed)
-        return from_record(saved, **options), True
-    with scratch_folder(features_dir) as scratch:
+        clusterings = from_record(saved, **options)
+        found = ", ".join(str(clustering.n_clusters) for clustering in clusterings)
+        reporter.say(f"clustering: {found} clusters restored from checkpoint")
+        return clusterings
+    with scratch_folder(params["features_dir"]) as scratch:
         embeddings = embed(
             extractor,
             source,
-            batch_size=batch_size,
+            batch_size=params["batch_size"],
             device=device,
             folder=scratch,
             cache=cache,
             reporter=reporter,
         )
+        observer = OBSERVER.get()
+        cluster = cluster_each if observer is None else functools.partial(observer, cluster_each)
         # Rank 0 clusters and hands every clustering (labels, centres, method) to every rank.
         clusterings = distributed.run_on_main(
             functools.partial(
-                cluster_each,
+                cluster,
                 embeddings,
                 n_clusters=counts,
                 clusterer=clusterer,
-                pca_components=pca_components,
-                l2_normalize=l2_normalize,
+                pca_components=params["pca_components"],
+                l2_normalize=params["l2_normalize"],
                 seed=seed,
                 folder=scratch,
                 owned=True,
@@ -202,7 +205,9 @@ def embed_and_cluster(
         del embeddings  # the clusters are all that later stages need
     if cache is not None:
         cache.save("clustering", to_record(clusterings))
-    return clusterings, False
+    for clustering in clusterings:
+        reporter.say(f"clustering: {clustering.summary()}")
+    return clusterings
 
 
 def to_record(clusterings: list[Clustering]) -> dict:

@@ -20,9 +20,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _distributed as distributed
 from . import _persistence
-from ._checkpoints import Checkpoints, holding, stage_keys
+from ._checkpoints import holding, stage_cache
 from ._clustering import CLUSTERERS, embed_and_cluster
-from ._devices import PRECISIONS, resolve_device, resolve_precision, seeded, torch_threads
+from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor, pretext_outputs
 from ._inputs import check_fit_inputs, check_images, cluster_counts
 from ._networks import Features, MultiScale, build_network, check_output, resolve_architecture
@@ -41,36 +41,25 @@ _FITTING = threading.RLock()
 class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Features learned by ClusterFit: cluster a network's embeddings, retrain on the clusters.
 
-    ``fit`` runs the whole of ClusterFit (Yan et al., CVPR 2020) on the images
-    ``X``:
+    ``fit`` runs ClusterFit (Yan et al., CVPR 2020) on the images ``X``: an
+    extractor network N_pre (by default trained on ``X`` to predict rotations)
+    embeds every image; the embeddings are PCA-whitened, L2-normalised and
+    clustered by k-means into ``n_clusters`` groups; a new network N_cf,
+    trained from scratch, learns to predict each image's cluster.
+    ``transform`` returns N_cf's pooled features. ``X`` may be an array, image
+    file paths or a ``torch.utils.data.Dataset``, decoded a batch at a time.
 
-    1. an extractor network N_pre embeds every image (by default a network
-       trained on ``X`` itself to predict image rotations);
-    2. the embeddings are L2-normalised (optionally PCA-whitened first) and
-       clustered by k-means into ``n_clusters`` groups;
-    3. a new network N_cf, trained from scratch, learns to predict each image's
-       cluster.
-
-    ``transform`` returns N_cf's pooled penultimate features, computed in
-    batches.
-
-    ``X`` may be an array of images, a sequence of image file paths or a
-    ``torch.utils.data.Dataset`` of images; files and Datasets are decoded a
-    batch at a time, so they need not fit in memory.
-
-    The parameters come in the order of the stages they reach: the
-    extractor N_pre, the clustering, N_cf, the training of both, then the
-    input, the output and how ``fit`` runs. Read more in the :doc:`User Guide
-    </user_guide>`.
+    The parameters come in the order of the stages they reach: N_pre, the
+    clustering, N_cf, the training of both, then the input, the output and how
+    ``fit`` runs. Read more in the :doc:`User Guide </user_guide>`.
 
     Parameters
     ----------
     n_clusters : int or list of int, default=100
-        Number of clusters, i.e. of classes N_cf is trained on (one is
-        accepted, with a warning: it leaves N_cf nothing to learn). A list
-        such as ``[100, 500]`` makes one clustering per entry and gives N_cf
-        one head per clustering; the attributes without ``_all_`` keep to the
-        first. See :ref:`choosing-k`.
+        Number of clusters, i.e. of classes N_cf learns. A list such as
+        ``[100, 500]`` makes one clustering per entry and gives N_cf one head
+        for each; the attributes without ``_all_`` keep to the first. See
+        :ref:`choosing-k`.
     extractor : str, nn.Module or callable, default="rotnet"
         The network whose embeddings are clustered: ``"rotnet"`` (trained on
         ``X`` to predict rotations), ``"supervised"`` (trained on the ``y``
@@ -79,9 +68,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``nn.Module`` or callable mapping float32 batches ``(N, C, H, W)`` in
         [0, 1] to features ``(N, d)``.
     extractor_weights : str, path or None, default=None
-        For a torchvision ``extractor``: the name of its weights (``None`` is
-        the model's default) or the path of a state-dict file. Nothing is
-        ever downloaded.
+        For a torchvision ``extractor``: a weights name (None: the default)
+        or a state-dict file. Nothing is ever downloaded.
     extractor_epochs : int, default=10
         Training epochs of a trained extractor (``"rotnet"``, ``"supervised"``).
     rotations_per_image : int, default=2
@@ -90,23 +78,18 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     clusterer : str or estimator, default="auto"
         ``"kmeans"``, ``"minibatch"`` (MiniBatchKMeans), ``"faiss"`` (the
         ``faiss`` extra), ``"auto"`` (the fastest of these for the number of
-        images per cluster, by the package's clustering benchmark;
-        ``clusterer_`` says which ran), or any scikit-learn clusterer, cloned.
+        images per cluster) or any scikit-learn clusterer, cloned.
     pca_components : int or None, default=64
         PCA-whiten the embeddings to this many components before clustering,
         as DeepCluster does; None clusters them as they are.
     l2_normalize : bool, default=True
         L2-normalise the embeddings (after whitening) before clustering.
     architecture : str or callable, default="auto"
-        The network trained as N_cf and as a trained extractor: ``"cnn"``
-        (a compact four-block CNN), ``"cnn_stem"`` (the same behind a strided
-        stem that brings images down to about 32 pixels a side),
-        ``"resnet18_small"``, ``"auto"`` (on a GPU the last for images of 32
-        pixels or more; elsewhere ``"cnn_stem"`` for images of 64 pixels or
-        more on both sides, else ``"cnn"``; ``architecture_`` says which; see
-        :ref:`the architectures <architectures>`), any torchvision model name
-        (untrained), or a factory ``f(n_outputs) -> nn.Module`` whose last
-        ``nn.Linear`` gives the logits.
+        The network trained as N_cf and as a trained extractor: ``"cnn"``,
+        ``"cnn_stem"``, ``"resnet18_small"``, ``"auto"`` (by device and image
+        size; see :ref:`the architectures <architectures>`), a torchvision
+        model name (untrained), or a factory ``f(n_outputs) -> nn.Module``
+        whose last ``nn.Linear`` gives the logits.
     max_epochs : int, default=20
         Training epochs of N_cf.
     balanced_sampling : bool, default=False
@@ -122,13 +105,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     weight_decay : float, default=5e-4
         L2 penalty of the optimiser.
     augmentation : {"strong", "light", "none"}, default="strong"
-        ``"strong"``: random resized crops (50-100% of the area), horizontal
-        flips and brightness/contrast changes; ``"light"``: shifts of up to
-        1/8 of the image and flips.
+        ``"strong"``: resized crops of 50-100% of the area, flips, brightness
+        and contrast; ``"light"``: shifts of up to 1/8 of the image and flips.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
-        Number format of the training forward pass; ``"auto"`` is bfloat16
-        where the hardware computes it natively, else float32. Everything
-        else stays float32. See :ref:`reproducibility-and-speed`.
+        Number format of the training forward pass; ``"auto"``: bfloat16 where
+        the hardware computes it natively. See :ref:`reproducibility-and-speed`.
     image_shape : "auto" or tuple, default="auto"
         Shape ``(H, W)`` or ``(H, W, C)`` of the images flattened in the rows
         of a 2-D ``X``. ``"auto"`` reads square grey images, else
@@ -141,64 +122,49 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Worker processes of the DataLoader that decodes image files and
         Datasets (0: the main process). Arrays ignore it.
     feature_layer : {"features", "logits", "extractor"}, default="features"
-        What ``transform`` returns: N_cf's features, its cluster logits
-        (every head's, side by side), or N_pre's features. May be changed
-        after ``fit``.
+        What ``transform`` returns: N_cf's features, its cluster logits (every
+        head's), or N_pre's features. May be changed after ``fit``.
     feature_stages : int, default=3
-        For ``"features"`` and ``"extractor"``: how many of the network's
-        stages, counting the last, ``transform`` returns pooled features
-        from (3 gives 64 + 128 + 256 values for the compact CNN). May be
+        From how many of the network's last stages ``transform`` pools
+        features (3: 64 + 128 + 256 values for the compact CNN). May be
         changed after ``fit``.
     device : str, default="auto"
         Torch device; ``"auto"`` uses CUDA when available.
     n_jobs : int or None, default=None
-        CPU threads torch uses during ``fit`` and ``transform`` (negative
-        values count back from the number of cores, as in joblib); ``None``
-        keeps torch's setting. The thread count changes a fit's last bits:
-        see ``random_state``.
+        CPU threads of torch in ``fit`` and ``transform`` (negative: counted
+        back from the number of cores); ``None`` keeps torch's setting.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, sampling, augmentation and clustering, each
-        stage from its own seed. With an int, a fit on the CPU repeats bit
-        for bit on the same machine, with the same torch version and the
-        same number of torch threads; set ``n_jobs`` for fits that repeat in
-        any process, such as the workers of ``GridSearchCV(n_jobs=2)``. See
+        Seeds every stage, each from its own seed. With an int, a CPU fit
+        repeats bit for bit on the same machine and torch version with the
+        same number of torch threads (set ``n_jobs`` to fix it); see
         :ref:`reproducibility-and-speed`.
     verbose : int, default=0
-        0 prints nothing; 1 prints a line per stage with its time, and a
-        progress bar per stage with its rate, time left and, when training,
-        each epoch's loss and accuracy (tqdm's bar when installed, else a
-        line per epoch). Only the main process of a distributed fit prints.
+        0 prints nothing; 1 a line per stage with its time and a progress bar
+        per stage (tqdm's when installed), with each epoch's loss and accuracy.
     checkpoint_dir : str, path or None, default=None
-        A folder where every stage's result is stored under a key of exactly
-        what it depends on, so that an interrupted ``fit`` resumes from its
-        last epoch and a fit that differs only in later stages (another
-        ``n_clusters``, say, in a grid search) reuses the earlier stages,
-        ending as it would without the folder. Fits in several threads or
-        processes may share it. See :ref:`the-stage-cache`.
+        A stage cache: every stage's result is stored under a key of what it
+        depends on, so that an interrupted ``fit`` resumes and fits that
+        differ only in later stages (another ``n_clusters``) reuse the earlier
+        ones. Fits may share it. See :ref:`the-stage-cache`.
     features_dir : str, path or None, default=None
-        A folder for N_pre's embeddings (the only per-image array of ``fit``),
-        written to a memory-mapped file in a temporary subfolder and read a
-        chunk at a time, for data larger than memory; the clusters are the
-        same as without it. See :ref:`image-files-and-torch-datasets`.
+        A folder for N_pre's embeddings as a memory-mapped file, for data
+        larger than memory; see :ref:`image-files-and-torch-datasets`.
 
     Attributes
     ----------
     extractor_ : torch.nn.Module
         The frozen extractor N_pre (images to features).
     network_ : torch.nn.Module
-        The trained network N_cf; ``network_.features(x)`` gives its features
-        and ``network_.head`` its cluster logits: an ``nn.Linear``, or for a
-        list ``n_clusters`` a module whose ``heads[i]`` is entry ``i``'s.
+        The trained network N_cf: ``network_.features(x)`` its features,
+        ``network_.head`` its cluster logits (``heads[i]`` for a list).
     labels_ : ndarray of shape (n_samples,)
-        Pseudo-label of each training image (-1 where the clusterer left it
-        unassigned), of the first clustering.
+        Cluster of each training image (-1: left unassigned by the clusterer).
     cluster_centers_ : ndarray of shape (n_clusters, n_dims)
         Mean of each cluster in the space that was clustered.
     n_clusters_ : int
         Number of non-empty clusters, i.e. of N_cf's (first head's) classes.
     clusterer_ : str or estimator
-        The clustering that ran, as a value the ``clusterer`` parameter
-        accepts that repeats it (``"faiss"`` or an unfitted clusterer).
+        The clustering that ran, as a ``clusterer`` value that repeats it.
     labels_all_, cluster_centers_all_, n_clusters_all_, clusterer_all_ : list
         The same for every clustering, one item per entry of ``n_clusters``
         (one for an int); images left unassigned by any are not trained on.
@@ -350,26 +316,24 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Parameters
         ----------
         X : array-like, sequence of paths or torch Dataset
-            Images: an array, flat ``(n_samples, n_features)`` (see
-            ``image_shape``) or N-D, of any real dtype; a list, tuple or 1-D
-            array of image file paths that PIL can read; or a
-            ``torch.utils.data.Dataset`` of images (see :ref:`input-images`).
+            Images: an array, flat (see ``image_shape``) or N-D; image file
+            paths; or a ``torch.utils.data.Dataset`` (see :ref:`input-images`).
         y : array-like of shape (n_samples,), default=None
-            Labels; used only by ``extractor="supervised"``, which needs one
-            for every image (NaN, None or pandas.NA are refused).
+            Labels, one per image; used only by ``extractor="supervised"``.
 
         Returns
         -------
         self : ClusterFitTransformer
             The fitted transformer.
         """
-        previous = self._learned_state()
+        previous = dict(vars(self))
         try:
             self._fit(X, y)
         except BaseException:
             # A failed fit leaves the estimator as it was: a model fitted before
             # keeps its networks *and* the input layout they expect.
-            self._set_learned_state(previous)
+            vars(self).clear()
+            vars(self).update(previous)
             raise
         return self
 
@@ -384,10 +348,14 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         seeds = [int(seed) for seed in distributed.broadcast(seeds)]
         architecture = resolve_architecture(self.architecture, source.shape, device)
         counts = cluster_counts(self.n_clusters)
-        params = self.get_params(deep=False)
+        # The parameters as the stages see them: "auto" resolved, n_clusters a list.
+        params = {**self.get_params(deep=False), "architecture": architecture, "n_clusters": counts}
+        pretext = pretext_outputs(self.extractor, source, labels, self.rotations_per_image)
         reporter = Reporter(self.verbose)
         with _FITTING, torch_threads(self.n_jobs):
-            cache = self._stage_cache(source, labels, architecture, counts, device)
+            cache = stage_cache(
+                self.checkpoint_dir, params, source, labels, device=device, pretext_outputs=pretext
+            )
             stats = source.channel_stats()
             with holding(cache, self.extractor), seeded(seeds[0], device):
                 extractor, n_embedding, history = fit_extractor(
@@ -405,8 +373,14 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 )
             reporter.say(f"extractor: {n_embedding} features per image")
             with holding(cache, "clustering"):
-                clusterings = self._embed_and_cluster(
-                    extractor, source, counts, device, seeds[1], cache, reporter
+                clusterings = embed_and_cluster(
+                    extractor,
+                    source,
+                    params,
+                    device=device,
+                    seed=seeds[1],
+                    cache=cache,
+                    reporter=reporter,
                 )
             n_found = [clustering.n_clusters for clustering in clusterings]
             with holding(cache, "clusterfit"), seeded(seeds[2], device):
@@ -434,66 +408,14 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.history_ = history
         self._extractor_n_features = n_embedding
 
-    def _stage_cache(self, source, labels, architecture, counts, device) -> Checkpoints | None:
-        """The stages stored in ``checkpoint_dir`` for this fit (rank 0 alone), or None."""
-        if self.checkpoint_dir is None or not distributed.is_main():
-            return None
-        params = {
-            **self.get_params(deep=False),
-            "architecture": architecture,  # what "auto" chose, on any device
-            "n_clusters": counts,  # an int or a list of one name the same clustering
-            "precision": str(resolve_precision(self.precision, device)),
-        }
-        pretext = pretext_outputs(self.extractor, source, labels, self.rotations_per_image)
-        keys = stage_keys(params, source, labels, pretext_outputs=pretext, n_outputs=sum(counts))
-        return Checkpoints(self.checkpoint_dir, keys)
-
-    def _embed_and_cluster(self, extractor, source, counts, device, seed, cache, reporter) -> list:
-        """Stage 2, with its messages (see ``_clustering.embed_and_cluster``)."""
-        clusterings, restored = embed_and_cluster(
-            extractor,
-            source,
-            counts,
-            clusterer=self.clusterer,
-            pca_components=self.pca_components,
-            l2_normalize=self.l2_normalize,
-            batch_size=self.batch_size,
-            device=device,
-            seed=seed,
-            features_dir=self.features_dir,
-            cache=cache,
-            reporter=reporter,
-        )
-        if restored:
-            found = ", ".join(str(clustering.n_clusters) for clustering in clusterings)
-            reporter.say(f"clustering: {found} clusters restored from checkpoint")
-        for clustering in [] if restored else clusterings:
-            reporter.say(f"clustering: {clustering.summary()}")
-        return clusterings
-
-    def _learned_state(self) -> dict:
-        """Every attribute ``fit`` sets (trailing underscore, or private and fitted)."""
-        return {
-            name: value
-            for name, value in vars(self).items()
-            if (name.endswith("_") and not name.startswith("__")) or name == "_extractor_n_features"
-        }
-
-    def _set_learned_state(self, state: dict) -> None:
-        for name in self._learned_state():
-            delattr(self, name)
-        for name, value in state.items():
-            setattr(self, name, value)
-
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "network_")
 
     def predict(self, X):
         """The cluster of each image, by N_cf: the argmax of its cluster logits.
 
-        Groups new images into the ``n_clusters_`` clusters N_cf was trained
-        to recognise (the ids of ``labels_``), as ``KMeans.predict`` does with
-        its centres. For a list ``n_clusters``, by the first head.
+        The ids of ``labels_``, as ``KMeans.predict`` gives them for new
+        images; for a list ``n_clusters``, by the first head.
 
         Parameters
         ----------
@@ -513,17 +435,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def fit_predict(self, X, y=None):
         """``fit(X, y).predict(X)``: N_cf's clusters, which mostly agree with ``labels_``.
 
-        Parameters
-        ----------
-        X : array-like, sequence of paths or torch Dataset
-            Images, as ``fit`` takes them.
-        y : array-like of shape (n_samples,), default=None
-            Labels; used only by ``extractor="supervised"``.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            Cluster ids in ``[0, n_clusters_)``, int64.
+        Parameters and returned labels as in :meth:`fit` and :meth:`predict`.
         """
         return self.fit(X, y).predict(X)
 
@@ -533,9 +445,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Parameters
         ----------
         X : array-like, sequence of paths or torch Dataset
-            Images laid out as in ``fit``, or image files or a Dataset as
-            ``fit`` takes them, resized and converted to the image size and
-            colour mode found in ``fit``.
+            Images as ``fit`` takes them, laid out, sized and coloured as there
+            (files and Datasets are resized and converted).
 
         Returns
         -------
@@ -572,8 +483,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def save(self, path) -> None:
         """Save the fitted transformer to ``path`` in a format safe to load.
 
-        The file holds only tensors, numbers and strings (weights, fitted
-        arrays, parameters as JSON and the package version), so
+        The file holds only tensors, numbers and strings, so
         :func:`skclusterfit.load` never runs code from it, unlike pickle.
         Models with a user's module or function as ``extractor`` or
         ``architecture`` cannot be saved this way: pickle them instead.
