@@ -200,13 +200,13 @@ def test_extractor_weights_only_for_a_torchvision_extractor(small_digits, tiny, 
 
 
 def test_the_alpha_channel_is_looked_for_in_every_chunk_of_rows(monkeypatch):
-    from skclusterfit import _inputs
+    from skclusterfit import _layouts
 
-    monkeypatch.setattr(_inputs, "_ROWS_PER_CHECK", 2)
+    monkeypatch.setattr(_layouts, "ROWS_PER_CHECK", 2)
     rgba = np.random.RandomState(0).randint(0, 255, (5, 8, 8, 4)).astype(np.uint8)
     rgba[..., 3] = 255
-    assert _inputs._looks_like_flat_rgba(rgba.reshape(5, -1))
+    assert _layouts.looks_like_flat_rgba(rgba.reshape(5, -1))
     rgba[4, 7, 7, 3] = 0  # one pixel of the last chunk not opaque: a grey image after all
-    assert not _inputs._looks_like_flat_rgba(rgba.reshape(5, -1))
+    assert not _layouts.looks_like_flat_rgba(rgba.reshape(5, -1))
     rgba[..., 3], rgba[..., :3] = 255, 7  # nothing varies: no image to tell apart
-    assert not _inputs._looks_like_flat_rgba(rgba.reshape(5, -1))
+    assert not _layouts.looks_like_flat_rgba(rgba.reshape(5, -1))
