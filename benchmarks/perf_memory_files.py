@@ -48,7 +48,8 @@ from skclusterfit.datasets import load_fashion_mnist
 CHILD = """
 import json, sys, time, tracemalloc
 from pathlib import Path
-from skclusterfit import ClusterFitTransformer, _clustering
+from skclusterfit import ClusterFitTransformer
+from skclusterfit._testing import observing_clustering
 
 folder, n, in_memory = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 n_clusters = int(sys.argv[4])
@@ -60,9 +61,8 @@ def status_mb(field):
             return int(line.split()[1]) / 1024
 
 peaks = []
-cluster = _clustering.cluster_each
 
-def measured_cluster(*args, **kwargs):
+def measured(cluster, *args, **kwargs):
     # The peak so far is kept, then reset, so that the clustering's own shows.
     peaks.append(status_mb("VmHWM"))
     start = status_mb("VmRSS")
@@ -76,13 +76,13 @@ def measured_cluster(*args, **kwargs):
     peaks.append(status_mb("VmHWM") - start)
     return result
 
-_clustering.cluster_each = measured_cluster
 before = status_mb("VmRSS")
 start = time.perf_counter()
-cf = ClusterFitTransformer(
-    n_clusters=n_clusters, extractor_epochs=1, max_epochs=1, random_state=0,
-    features_dir=None if in_memory else folder / "features",
-).fit(paths)
+with observing_clustering(measured):
+    cf = ClusterFitTransformer(
+        n_clusters=n_clusters, extractor_epochs=1, max_epochs=1, random_state=0,
+        features_dir=None if in_memory else folder / "features",
+    ).fit(paths)
 seconds = time.perf_counter() - start
 peak = max(peaks[0], status_mb("VmHWM"))
 width = len(cf.set_params(feature_layer="extractor").get_feature_names_out())

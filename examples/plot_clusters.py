@@ -8,11 +8,10 @@ considers alike; ``history_`` shows how each stage trained.
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics import cluster_accuracy, normalized_mutual_info_score
+from skclusterfit.metrics import ClusterDisplay, cluster_accuracy, normalized_mutual_info_score
 
 X, y = load_digits(return_X_y=True)
 cf = ClusterFitTransformer(n_clusters=12, random_state=0).fit(X)
@@ -25,17 +24,13 @@ print(
 # %%
 # Eight images from each cluster
 # ------------------------------
-# Each row is one cluster; its images are a random draw of the cluster's members.
-rng = np.random.RandomState(0)
-fig, axes = plt.subplots(cf.n_clusters_, 8, figsize=(6, 0.8 * cf.n_clusters_))
-for cluster, row in enumerate(axes):
-    members = rng.choice(np.flatnonzero(cf.labels_ == cluster), 8, replace=True)
-    for ax, index in zip(row, members, strict=True):
-        ax.imshow(X[index].reshape(8, 8), cmap="gray_r")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    row[0].set_ylabel(str(cluster), rotation=0, labelpad=12)
-fig.suptitle("Samples per pseudo-label")
+# :class:`~skclusterfit.metrics.ClusterDisplay` draws one row per cluster (as
+# N_cf predicts them), titled with its size: first the images N_cf is surest
+# of, then a random draw of each cluster's members.
+ClusterDisplay.from_estimator(cf, X, n_images=8, cmap="gray_r")
+plt.show()
+
+ClusterDisplay.from_estimator(cf, X, n_images=8, order="random", random_state=0, cmap="gray_r")
 plt.show()
 
 # %%

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
+from . import _clustering
 from ._clustering import _choose, _faiss_kmeans, _sklearn_model
 from ._devices import _FLOAT32_PARTS, autocast, native_bfloat16, to_device
 from ._inputs import check_images
@@ -38,6 +39,7 @@ __all__ = [
     "infer",
     "make_config",
     "native_bfloat16",
+    "observing_clustering",
     "probe_label",
     "to_device",
     "train",
@@ -65,3 +67,20 @@ def float32_parts(*parts: str):
         yield
     finally:
         _FLOAT32_PARTS.reset(token)
+
+
+@contextlib.contextmanager
+def observing_clustering(observer):
+    """Run every fit's clustering inside the block through ``observer``.
+
+    The clustering stage calls ``observer(cluster, *args, **kwargs)`` instead
+    of ``cluster(*args, **kwargs)``; ``observer`` must make that call and
+    return its result, and may measure around it (``perf_memory_files.py``
+    reads the clustering's own peak memory so). Outside the block nothing
+    changes.
+    """
+    token = _clustering.OBSERVER.set(observer)
+    try:
+        yield
+    finally:
+        _clustering.OBSERVER.reset(token)

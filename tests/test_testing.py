@@ -49,6 +49,29 @@ def test_float32_parts_refuses_a_part_it_does_not_know():
         pass
 
 
+def test_observing_clustering_runs_each_clustering_through_the_observer():
+    from sklearn.datasets import load_digits
+
+    from skclusterfit import ClusterFitTransformer
+
+    X = load_digits().data[:120]
+    params = dict(n_clusters=[4, 6], extractor_epochs=1, max_epochs=1, random_state=0)
+    calls = []
+
+    def observer(cluster, *args, **kwargs):
+        calls.append(kwargs["n_clusters"])
+        return cluster(*args, **kwargs)
+
+    with _testing.observing_clustering(observer):
+        observed = ClusterFitTransformer(**params).fit(X)
+    plain = ClusterFitTransformer(**params).fit(X)
+    assert calls == [[4, 6]]  # one call clusters every entry of n_clusters
+    for a, b in zip(observed.labels_all_, plain.labels_all_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ClusterFitTransformer(**params).fit(X)
+    assert len(calls) == 1  # nothing observed outside the block
+
+
 def _package_imports(tree):
     """(line, module, local name) of every import from the package in ``tree``."""
     for node in ast.walk(tree):
