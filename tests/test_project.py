@@ -1,5 +1,6 @@
 """The project's promises to a newcomer: README commands, the demo, the public API."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -77,3 +78,55 @@ def test_public_api():
         "probe_scores",
         "representation_report",
     ]
+
+
+def _package_imports():
+    """{module: package modules it imports at module level}, over skclusterfit/."""
+    graph = {}
+    for path in (ROOT / "skclusterfit").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        package = parts[:-1]  # what a relative import starts from
+        name = ".".join(package if parts[-1] == "__init__" else parts)
+        found = set()
+        for node in ast.parse(path.read_text()).body:  # top level: what runs at import
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif (node.module or "").startswith("skclusterfit"):
+                target = node.module
+            else:
+                continue
+            if node.module:  # "from . import _x" runs _x, not the package's __init__ again
+                found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+        graph[name] = found - {name}
+    return {name: {t for t in targets if t in graph} for name, targets in graph.items()}
+
+
+def test_the_package_imports_flow_one_way_and_its_modules_stay_small():
+    graph = _package_imports()
+    assert "skclusterfit._transformer" in graph and graph["skclusterfit._transformer"]
+    state = {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", "import circle: " + " -> ".join([*trail, name])
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            visit(target, [*trail, name])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        visit(name, [])
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "skclusterfit").rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 500 and path.name != "_transformer.py"
+    }
+    assert not long, f"modules over 500 lines: {long}"
+    source = (ROOT / "skclusterfit" / "_transformer.py").read_text()
+    (cls,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+    assert cls.end_lineno - cls.lineno + 1 <= 480  # docstring included
