@@ -164,8 +164,6 @@ def markdown(record):
 
 def load_words(record) -> str:
     """How busy the machine was, as the record says."""
-    if "load_average" not in record:  # records of the first runs
-        return f"The machine was shared: {record['shared_machine']}."
     before, after = record["load_average"]
     return f"5-minute load average {before} before the run, {after} at its end."
 
