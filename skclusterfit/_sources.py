@@ -160,7 +160,7 @@ class DeviceImages(ImageSource):
     images : torch.Tensor of shape (n_samples, H, W, C), uint8
         The images, on any device (the CPU too).
     parent : ImageSource
-        The source they came from, whose digest they share.
+        The source they came from, whose length, shape and digest they share.
     """
 
     def __init__(self, images: torch.Tensor, parent: ImageSource):
@@ -168,12 +168,11 @@ class DeviceImages(ImageSource):
         self.parent = parent
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return len(self.parent)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        _, height, width, channels = self.images.shape
-        return (channels, height, width)
+        return self.parent.shape
 
     def iter_batches(self, batch_size: int, order: np.ndarray | None = None):
         if order is None:
