@@ -18,7 +18,9 @@ skipped and recorded as skipped):
 6. a default fit on all 60,000 Fashion-MNIST training images, time per stage;
 7. a default fit on 10,000 colour 32x32 images (``bench_colour.py``'s data;
    "auto" picks ``resnet18_small`` there on CUDA), and the same fit with the
-   compact CNN, each with its time per stage and colour linear probe.
+   compact CNN, each with its time per stage and colour linear probe;
+8. a torchvision ResNet-18 trained on 224x224 colour images in bfloat16: the
+   package's loop against a bare loop with the data on the device.
 
 It writes ``gpu_check.json`` and ``gpu_check.md`` (device name, torch and CUDA
 versions, every figure) to ``--out`` (default ``benchmarks/results``).
@@ -54,7 +56,7 @@ import _common as common
 import numpy as np
 import torch
 from bench_colour import colourise
-from perf_training import COMPARISONS, measure, ratios
+from perf_training import COMPARISONS, measure, ratios, resnet_step_speeds
 
 import skclusterfit
 from skclusterfit import ClusterFitTransformer
@@ -153,6 +155,7 @@ def throughput(n: int, rounds: int) -> dict:
         stage: {
             f"{side} / {baseline}": float(np.median(ratios(speeds, side, baseline)))
             for side, baseline, _ in COMPARISONS[stage]
+            if side in speeds and baseline in speeds
         }
         for stage, speeds in (
             ("training", record["training_images_per_second"]),
@@ -219,7 +222,17 @@ def sections(quick: bool) -> list:
             90,
             lambda: default_fit(small, True, fit_epochs, colour=True, architecture="cnn"),
         ),
+        # Large colour images: the loop's overhead where each step is long.
+        (
+            "resnet18_224",
+            60,
+            lambda: resnet_step_speeds(*((32, 64, 1) if quick else (2_000, 224, 3)), _device()),
+        ),
     ]
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def main():
@@ -304,6 +317,14 @@ def _summary(sections: dict) -> list[str]:
             for pair, value in pairs.items()
         ]
         lines += common.markdown_table(["stage", "ratio", "value"], rows)
+    resnet = sections.get("resnet18_224", {})
+    if "images_per_second" in resnet:
+        ratio = resnet["package / bare, data on the device (median)"]
+        lines += [
+            "",
+            f"ResNet-18, {resnet['side']}x{resnet['side']} colour, bfloat16: package / "
+            f"bare loop with the data on the device {ratio:.3f} (target >= {resnet['target']}).",
+        ]
     lines += ["", "## Other checks", ""]
     for name in ("cuda_tests", "torchrun_nccl"):
         result = sections.get(name, {})

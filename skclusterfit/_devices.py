@@ -104,7 +104,7 @@ def float32_part(part: str):
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``tensor`` on ``device``; copies to a GPU go from pinned memory, without waiting."""
-    if device.type != "cuda":
+    if device.type != "cuda" or tensor.is_cuda:  # already there: DeviceImages' batches
         return tensor.to(device)
     return tensor.pin_memory().to(device, non_blocking=True)
 

@@ -3,12 +3,16 @@
 An image source gives random access to batches of float32 tensors in
 ``(N, C, H, W)`` layout with values scaled to ``[0, 1]``, through one
 interface: ``len``, ``shape`` (C, H, W), ``iter_batches(batch_size, order)``,
-``channel_stats()`` and ``update_digest(digest)`` (for checkpoint
-fingerprints). Two kinds exist:
+``channel_stats()``, ``update_digest(digest)`` (for checkpoint
+fingerprints) and ``on_device(device)``, the source to read on a device. Three
+kinds exist:
 
 - :class:`ArrayImages`: images held in memory in the caller's dtype (uint8,
   float32, ...), converted one batch at a time, so no float copy of the whole
   set is ever made;
+- :class:`DeviceImages`: uint8 arrays copied once to a GPU that can hold them,
+  each batch gathered and scaled there (what ``ArrayImages.on_device`` gives
+  for training and inference on CUDA);
 - :class:`StreamedImages`: image files or a torch Dataset, decoded one batch
   at a time by a DataLoader, so they are never all in memory.
 
@@ -62,6 +66,10 @@ class ImageSource:
             # NHWC memory seen as NCHW is channels_last, the layout conv kernels prefer.
             yield indices, images.permute(0, 3, 1, 2)
 
+    def on_device(self, device: torch.device) -> ImageSource:
+        """The source to read on ``device``: this one, but for arrays a GPU can hold."""
+        return self
+
     def channel_stats(self, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and standard deviation of the scaled images."""
         channels = self.shape[0]
@@ -69,8 +77,8 @@ class ImageSource:
         total_sq = np.zeros(channels)
         for _, batch in self.iter_batches(batch_size):
             values = batch.transpose(0, 1).reshape(channels, -1).double()
-            total += values.sum(1).numpy()
-            total_sq += (values**2).sum(1).numpy()
+            total += values.sum(1).cpu().numpy()
+            total_sq += (values**2).sum(1).cpu().numpy()
         count = len(self) * self.shape[1] * self.shape[2]
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
@@ -120,6 +128,64 @@ class ArrayImages(ImageSource):
         digest.update(f"{self.images.shape}{self.images.dtype}".encode())
         for row in self.images:  # no copy of the whole set
             digest.update(np.ascontiguousarray(row).data)
+
+    def on_device(self, device: torch.device) -> ImageSource:
+        """uint8 images copied once to a CUDA ``device`` when they take at most
+        ``DEVICE_SHARE`` of its free memory (:class:`DeviceImages`); else this source.
+        """
+        if device.type != "cuda" or self.images.dtype != np.uint8:
+            return self
+        free, _ = torch.cuda.mem_get_info(device)
+        if self.images.nbytes > DEVICE_SHARE * free:
+            return self
+        images = torch.from_numpy(np.ascontiguousarray(self.images)).to(device)
+        return DeviceImages(images, self)
+
+
+# The most of a GPU's free memory that uint8 images held there may take: the
+# rest is for the network, its activations and the optimiser.
+DEVICE_SHARE = 0.25
+
+
+class DeviceImages(ImageSource):
+    """uint8 images held as one tensor where the networks compute, read by index there.
+
+    Each batch is gathered and scaled on the tensor's device, so that training
+    on a GPU does no host-side work and no copy per step: one copy of the
+    images per stage, one of each epoch's order. Batches equal
+    :class:`ArrayImages`' of the same images, bit for bit.
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (n_samples, H, W, C), uint8
+        The images, on any device (the CPU too).
+    parent : ImageSource
+        The source they came from, whose length, shape and digest they share.
+    """
+
+    def __init__(self, images: torch.Tensor, parent: ImageSource):
+        self.images = images
+        self.parent = parent
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.parent.shape
+
+    def iter_batches(self, batch_size: int, order: np.ndarray | None = None):
+        if order is None:
+            order = np.arange(len(self))
+        on_device = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.images.device)
+        for start in range(0, len(order), batch_size):
+            chunk = self.images.index_select(0, on_device[start : start + batch_size])
+            # As ArrayImages: float32, times float32(1/255); NHWC seen as NCHW.
+            images = chunk.to(torch.float32).mul_(1.0 / 255.0)
+            yield order[start : start + batch_size], images.permute(0, 3, 1, 2)
+
+    def update_digest(self, digest) -> None:
+        self.parent.update_digest(digest)
 
 
 def item_name(items, index: int, kind: str) -> str:

@@ -183,6 +183,7 @@ def train(
     """
     network.to(config.device, memory_format=CHANNELS_LAST).train()
     model = distributed.wrap(network, config.device)
+    source = source.on_device(config.device)
     n_local = len(distributed.shard(targets.indices))
     if n_local < 2:
         raise ValueError(
@@ -332,6 +333,7 @@ def infer(
     ``"embedding"``, and its time.
     """
     module.to(device, memory_format=CHANNELS_LAST).eval()
+    source = source.on_device(device)
     n = len(source)
     shard = shard and distributed.active()
     rows = distributed.block(n) if shard else np.arange(n)

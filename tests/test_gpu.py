@@ -135,3 +135,18 @@ def test_several_clusterings_train_on_the_gpu_and_load_on_the_cpu(
     # within 0.003 on an H200.
     np.testing.assert_allclose(loaded.transform(X), logits, rtol=1e-2, atol=1e-2)
     assert loaded.n_clusters_all_ == [5, 8] and _device_of(loaded.network_) == "cpu"
+
+
+def test_uint8_arrays_are_held_on_the_gpu_and_read_as_on_the_host(small_digits):
+    from skclusterfit._sources import ArrayImages, DeviceImages
+
+    images = (small_digits[0] * (255 / 16)).round().astype(np.uint8).reshape(-1, 8, 8, 1)
+    host = ArrayImages(images, (0.0, 255.0))
+    held = host.on_device(torch.device("cuda"))
+    assert isinstance(held, DeviceImages) and held.images.is_cuda
+    floats = ArrayImages(images.astype(np.float32), (0.0, 255.0))
+    assert floats.on_device(torch.device("cuda")) is floats  # only uint8 is held there
+    order = np.random.RandomState(0).permutation(len(host))
+    pairs = zip(host.iter_batches(64, order), held.iter_batches(64, order), strict=True)
+    for (_, a), (_, b) in pairs:
+        assert b.is_cuda and torch.equal(a, b.cpu())

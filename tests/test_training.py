@@ -4,8 +4,9 @@ import torch
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._inputs import check_images
 from skclusterfit._networks import build_network
-from skclusterfit._targets import ClassProbabilities
-from skclusterfit._training import make_config, train
+from skclusterfit._sources import ArrayImages, DeviceImages
+from skclusterfit._targets import ClassIds, ClassProbabilities
+from skclusterfit._training import infer, make_config, train
 
 
 def test_soft_targets_are_learned(small_digits):
@@ -29,3 +30,50 @@ def test_soft_targets_are_learned(small_digits):
     )
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert history[-1]["accuracy"] > 0.8
+
+
+class _HeldOnDevice(ArrayImages):
+    """ArrayImages that reads on the CPU through DeviceImages, as it does on a GPU."""
+
+    def on_device(self, device):
+        return DeviceImages(torch.from_numpy(self.images), self)
+
+
+def _uint8_digits(X):
+    return (X[:150] * (255 / 16)).round().astype(np.uint8).reshape(-1, 8, 8, 1)
+
+
+def test_device_images_give_the_batches_of_the_array_they_hold(small_digits):
+    images = _uint8_digits(small_digits[0])
+    host = ArrayImages(images, (0.0, 255.0))
+    held = DeviceImages(torch.from_numpy(images), host)
+    assert host.on_device(torch.device("cpu")) is host  # no copy where arrays already are
+    assert held.shape == host.shape and len(held) == len(host)
+    order = np.random.RandomState(0).permutation(len(host))
+    pairs = zip(host.iter_batches(64, order), held.iter_batches(64, order), strict=True)
+    for (indices, a), (same, b) in pairs:
+        np.testing.assert_array_equal(indices, same)
+        assert torch.equal(a, b) and b.dtype == torch.float32 and b.shape[1] == 1
+    np.testing.assert_array_equal(host.channel_stats(), held.channel_stats())
+
+
+def test_training_from_images_held_on_the_device_repeats_training_from_the_array(small_digits):
+    X, y = small_digits
+    images = _uint8_digits(X)
+    params = ClusterFitTransformer(batch_size=32).get_params()
+    runs = []
+    for source in (ArrayImages(images, (0.0, 255.0)), _HeldOnDevice(images, (0.0, 255.0))):
+        torch.manual_seed(0)
+        network = build_network("cnn", source.shape, 10, *source.channel_stats())
+        history = train(
+            network,
+            source,
+            ClassIds(y[:150], accuracy_of="label"),
+            config=make_config(params, epochs=2, device=torch.device("cpu")),
+            generator=torch.Generator().manual_seed(0),
+            stage="supervised",
+        )
+        features = infer(network, source, batch_size=64, device=torch.device("cpu"))
+        runs.append(([(h["loss"], h["accuracy"]) for h in history], features))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
