@@ -174,15 +174,13 @@ class DeviceImages(ImageSource):
     def shape(self) -> tuple[int, int, int]:
         return self.parent.shape
 
-    def iter_batches(self, batch_size: int, order: np.ndarray | None = None):
-        if order is None:
-            order = np.arange(len(self))
-        on_device = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.images.device)
-        for start in range(0, len(order), batch_size):
-            chunk = self.images.index_select(0, on_device[start : start + batch_size])
-            # As ArrayImages: float32, times float32(1/255); NHWC seen as NCHW.
-            images = chunk.to(torch.float32).mul_(1.0 / 255.0)
-            yield order[start : start + batch_size], images.permute(0, 3, 1, 2)
+    def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        # The whole order goes to the device in one copy, then is cut into the chunks.
+        order = np.concatenate(chunks).astype(np.int64, copy=False)
+        on_device = torch.from_numpy(order).to(self.images.device)
+        for indices in on_device.split([len(chunk) for chunk in chunks]):
+            # As ArrayImages: float32, times float32(1/255).
+            yield self.images.index_select(0, indices).to(torch.float32).mul_(1.0 / 255.0)
 
     def update_digest(self, digest) -> None:
         self.parent.update_digest(digest)
