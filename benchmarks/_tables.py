@@ -210,7 +210,7 @@ def _slug(target: str) -> str:
 
 def _loop_tables(out, load):
     """Throughput of every side of perf_training.py, and the ratios it reports."""
-    from perf_training import COMPARISONS, ratios
+    from perf_training import COMPARISONS, recorded_ratios
 
     loop = load("perf_training")
     rows = [("stage", "side", "images/s: median (min-max over rounds)")]
@@ -221,8 +221,7 @@ def _loop_tables(out, load):
     rows = [("stage", "ratio", "median", "range over rounds", "target")]
     for stage, comparisons in COMPARISONS.items():
         speeds = loop[f"{stage}_images_per_second"]
-        for side, baseline, target in comparisons:
-            found = ratios(speeds, side, baseline)
+        for side, baseline, target, found in recorded_ratios(speeds, comparisons):
             median = statistics.median(found)
             verdict = (
                 ""

@@ -296,6 +296,19 @@ def ratios(speeds: dict, side: str, baseline: str) -> list[float]:
     return [a / b for a, b in zip(speeds[side], speeds[baseline], strict=True)]
 
 
+def recorded_ratios(speeds: dict, comparisons: list) -> list[tuple]:
+    """``(side, baseline, target, per-round ratios)`` for each comparison the record holds.
+
+    Records made before a side was added (or on a machine that skips one) hold
+    fewer sides; their comparisons are left out rather than failing.
+    """
+    return [
+        (side, baseline, target, ratios(speeds, side, baseline))
+        for side, baseline, target in comparisons
+        if side in speeds and baseline in speeds
+    ]
+
+
 def measure(n: int, rounds: int, device: torch.device) -> dict:
     """Training and inference speeds of every side, for the record."""
     images = load_fashion_mnist("train").images[:n, :, :, None]
@@ -354,10 +367,7 @@ def markdown(record):
         lines += [f"## {stage.capitalize()}", ""]
         lines += common.markdown_table(["side", "images/s"], rows) + [""]
         rows = []
-        for side, baseline, target in comparisons:
-            if side not in speeds or baseline not in speeds:  # a record of fewer sides
-                continue
-            found = ratios(speeds, side, baseline)
+        for side, baseline, target, found in recorded_ratios(speeds, comparisons):
             median = np.median(found)
             verdict = "" if target is None else ("met" if median >= target else "missed")
             rows.append(

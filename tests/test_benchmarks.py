@@ -58,3 +58,13 @@ def test_readme_digits_table_is_the_one_rendered_from_its_results():
         "README.rst's digits table differs from benchmarks/results/digits.json; "
         "its table, rendered by benchmarks/_tables.py, reads:\n" + rendered
     )
+
+
+def test_every_docs_table_renders_from_the_committed_results(tmp_path, monkeypatch):
+    # docs/conf.py renders these on every build; a record made before a
+    # benchmark gained a side (or a table reading a field no record has)
+    # must fail here, not only in the documentation build.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    _module("_tables").write_all(tmp_path)
+    ratios = (tmp_path / "results_loop_ratios.rst").read_text()
+    assert "package / bare" in ratios
