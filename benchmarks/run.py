@@ -41,6 +41,7 @@ STUDIES = {
     "perf_scaling": ("perf_scaling.py",),
     "perf_scaling_default": ("perf_scaling.py", "--default-fit"),
     "perf_memory_files": ("perf_memory_files.py",),
+    "perf_decode": ("perf_decode.py",),
     "perf_profile": ("perf_profile.py",),
     "precision": ("bench_precision.py",),
     "precision_diagnosis": ("bench_precision.py", "--diagnosis"),

@@ -412,7 +412,7 @@ def _check_streamed(estimator, X, kind: str, *, reset: bool) -> StreamedImages:
     if reset:
         if len(items) < 2:
             raise ValueError(f"fit needs at least 2 images; X holds {len(items)}.")
-        first = read_item(items, 0, kind)
+        first, _ = read_item(items, 0, kind)
         height, width, channels, is_uint8 = describe_item(first, item_name(items, 0, kind))
         if estimator.image_size is not None:
             height, width = _check_size(estimator.image_size)

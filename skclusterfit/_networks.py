@@ -22,8 +22,9 @@ from torch import nn
 from ._compat import import_torchvision
 
 BUILTIN_ARCHITECTURES = ("auto", "cnn", "cnn_stem", "resnet18_small")
-# "cnn_stem" brings large images down to about this many pixels a side first.
-STEM_SIDE = 32
+# "cnn_stem" brings large images down by a whole factor to at least this many
+# pixels a side (fewer than twice as many) first (benchmarks/bench_large_images.py).
+STEM_SIDE = 24
 # On the CPU, "auto" builds "cnn_stem" for images at least this large.
 STEM_FROM = 64
 _CNN_WIDTHS = (32, 64, 128, 256)

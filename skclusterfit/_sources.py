@@ -191,18 +191,30 @@ def item_name(items, index: int, kind: str) -> str:
     return f"image file {items[index]!r} (X[{index}])" if kind == "paths" else f"X[{index}]"
 
 
-def read_item(items, index: int, kind: str):
-    """Item ``index``: a decoded PIL image for a path, the Dataset's item otherwise."""
+def read_item(items, index: int, kind: str, draft: tuple | None = None):
+    """Item ``index`` and its own (height, width), or None where it cannot tell yet.
+
+    The item is a decoded PIL image for a path, the Dataset's item otherwise.
+    With ``draft``, ``((height, width), channels)`` the image will be resized
+    and converted to, a JPEG file is decoded at the smallest of the decoder's
+    scales (1/1, 1/2, 1/4, 1/8) that still covers that size, and as grey where
+    grey is wanted (PIL's draft mode): most of the decoding time of a photo
+    shrunk for training is then never spent.
+    """
     if kind != "paths":
         item = items[index]
         # Datasets of labelled images (torchvision's, for one) return (image, label).
-        return item[0] if isinstance(item, (tuple, list)) and item else item
+        return (item[0] if isinstance(item, (tuple, list)) and item else item), None
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(items[index]) as image:
+            own_size = (image.height, image.width)
+            if draft is not None:
+                (height, width), channels = draft
+                image.draft("L" if channels == 1 else "RGB", (width, height))
             image.load()
-            return image
+            return image, own_size
     except FileNotFoundError:
         raise FileNotFoundError(f"Image {item_name(items, index, kind)} does not exist.") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -261,7 +273,8 @@ def _to_float(
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """One item as float32 (H, W, C) in [0, 1] at ``size`` with ``channels`` channels.
 
-    Returns the array and the item's own (height, width), before resizing.
+    Returns the array and the item's (height, width) as it came, before
+    resizing (for a JPEG decoded in draft mode, the draft's size).
 
     PIL images are converted ("L" or "RGB") and resized (bilinear) by PIL; arrays
     and tensors have their alpha channel dropped, grey repeated or colour
@@ -271,7 +284,7 @@ def _to_float(
     from PIL import Image
 
     height, width = size
-    original = (item.height, item.width) if isinstance(item, Image.Image) else None
+    as_read = (item.height, item.width) if isinstance(item, Image.Image) else None
     if isinstance(item, Image.Image) and item.mode.startswith(("I", "F")):
         item = _wide_to_float(item, where)
     elif isinstance(item, Image.Image):
@@ -280,7 +293,7 @@ def _to_float(
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         item = np.asarray(image)
     array = _as_hwc(item, where)
-    original = original or array.shape[:2]
+    as_read = as_read or array.shape[:2]
     if array.dtype == np.uint8:
         # The same float32 arithmetic as ArrayImages._read, so that the same
         # uint8 images give the same tensors from files, Datasets and arrays.
@@ -314,7 +327,7 @@ def _to_float(
             antialias=True,
         )
         out = resized[0].clamp(0.0, 1.0).numpy().transpose(1, 2, 0)
-    return np.ascontiguousarray(out), (int(original[0]), int(original[1]))
+    return np.ascontiguousarray(out), (int(as_read[0]), int(as_read[1]))
 
 
 def _wide_to_float(image, where: str) -> np.ndarray:
@@ -340,20 +353,25 @@ class Decoder(Dataset):
     """Item ``i`` of files or a Dataset as a float32 tensor (H, W, C) in [0, 1].
 
     Each item comes with its own (height, width), before resizing to ``size``.
+    ``draft=False`` decodes every JPEG file at its full size (what
+    ``benchmarks/perf_decode.py`` compares the draft mode with).
     """
 
-    def __init__(self, items, kind: str, size: tuple[int, int], channels: int):
+    def __init__(self, items, kind: str, size: tuple[int, int], channels: int, draft=True):
         self.items, self.kind = items, kind
         self.size, self.channels = size, channels
+        self.draft = draft
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        item = read_item(self.items, index, self.kind)
+        draft = (self.size, self.channels) if self.draft else None
+        item, own_size = read_item(self.items, index, self.kind, draft=draft)
         where = item_name(self.items, index, self.kind)
-        image, original = _to_float(item, where, self.size, self.channels)
-        return torch.from_numpy(image), torch.tensor(original)
+        image, as_read = _to_float(item, where, self.size, self.channels)
+        # A Dataset's item is its own size as it came; a file's, before any draft.
+        return torch.from_numpy(image), torch.tensor(own_size or as_read)
 
 
 class StreamedImages(ImageSource):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
-from . import _clustering
+from . import _clustering, _networks
 from ._clustering import _choose, _faiss_kmeans, _sklearn_model
 from ._devices import _FLOAT32_PARTS, autocast, native_bfloat16, to_device
 from ._inputs import check_images
@@ -27,6 +27,7 @@ __all__ = [
     "ArrayImages",
     "ClassIds",
     "ClassProbabilities",
+    "STEM_SIDE",
     "_choose",
     "_faiss_kmeans",
     "_sklearn_model",
@@ -41,11 +42,14 @@ __all__ = [
     "native_bfloat16",
     "observing_clustering",
     "probe_label",
+    "stem_side",
     "to_device",
     "train",
 ]
 
 FLOAT32_PARTS = ("augmentation", "inference")
+# The side the default stem brings large images to (fits outside ``stem_side``).
+STEM_SIDE = _networks.STEM_SIDE
 
 
 @contextlib.contextmanager
@@ -84,3 +88,18 @@ def observing_clustering(observer):
         yield
     finally:
         _clustering.OBSERVER.reset(token)
+
+
+@contextlib.contextmanager
+def stem_side(side: int | None):
+    """Build every stem inside the block to bring images to about ``side`` pixels.
+
+    ``None`` keeps the default (``STEM_SIDE``). ``bench_large_images.py``
+    compares stem sides so. Not thread-safe: it changes a module constant for
+    the time of the block.
+    """
+    _networks.STEM_SIDE = side or STEM_SIDE
+    try:
+        yield
+    finally:
+        _networks.STEM_SIDE = STEM_SIDE

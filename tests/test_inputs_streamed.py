@@ -2,6 +2,7 @@
 
 import errno
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -277,3 +278,48 @@ def test_16_bit_and_float_images_are_scaled_not_clipped(grey, tmp_path, params):
     too_bright = Images(grey[:4], lambda image: Image.fromarray(image.astype(np.float32)))
     with pytest.raises(ValueError, match=r"X\[0\] holds float values outside \[0, 1\]"):
         ClusterFitTransformer(**params).fit(too_bright)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """scikit-learn's two sample photos (427x640 colour) as JPEG files."""
+    from sklearn.datasets import load_sample_images
+
+    folder = tmp_path_factory.mktemp("photos")
+    paths = [folder / f"{i}.jpg" for i in range(2)]
+    for photo, path in zip(load_sample_images().images, paths, strict=True):
+        Image.fromarray(photo).save(path, quality=90)
+    return paths
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_photos_shrunk_for_training_are_decoded_small(photos, channels):
+    from skclusterfit._sources import Decoder, _to_float, read_item
+
+    decoder = Decoder(photos, "paths", (96, 96), channels)
+    drafted, own_size = read_item(photos, 0, "paths", draft=((96, 96), channels))
+    # The decoder's 1/4 scale (107x160) still covers 96x96; 1/8 would not.
+    assert drafted.size == (160, 107) and own_size == (427, 640)
+    image, size = decoder[0]
+    assert image.shape == (96, 96, channels) and size.tolist() == [427, 640]
+    full, _ = read_item(photos, 0, "paths")
+    reference, _ = _to_float(full, "photo", (96, 96), channels)
+    # Decoding at a quarter of the size and then resizing is nearly the same
+    # picture as decoding at full size and then resizing (2/255 on average).
+    assert np.abs(image.numpy() - reference).mean() < 0.015
+    whole, _ = Decoder(photos, "paths", (96, 96), channels, draft=False)[0]
+    np.testing.assert_array_equal(whole.numpy(), reference)
+    # A photo smaller than twice the size is decoded at full size.
+    assert read_item(photos, 0, "paths", draft=((224, 224), channels))[0].size == (640, 427)
+
+
+def test_photos_at_their_own_size_are_decoded_whole(photos, params):
+    from skclusterfit._sources import Decoder, _to_float, read_item
+
+    full, _ = read_item(photos, 0, "paths")
+    image, _ = Decoder(photos, "paths", (427, 640), 3)[0]
+    np.testing.assert_array_equal(image.numpy(), _to_float(full, "photo", (427, 640), 3)[0])
+    cf = ClusterFitTransformer(**{**params, "n_clusters": 2, "batch_size": 2}, image_size=96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cf.fit_transform(photos).shape[0] == 2

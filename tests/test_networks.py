@@ -9,6 +9,7 @@ from torch import nn
 import skclusterfit
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._networks import (
+    STEM_SIDE,
     Features,
     MultiScale,
     build_network,
@@ -65,8 +66,8 @@ def test_fit_records_the_architecture_auto_built(rng, tiny):
     assert cf.architecture_ == "cnn" and cf.network_.head.in_features == 256
 
 
-@pytest.mark.parametrize("side, factor", [(64, 2), (96, 3), (100, 3), (224, 7)])
-def test_stem_brings_large_images_to_about_32_pixels(side, factor):
+@pytest.mark.parametrize("side, factor", [(64, 2), (96, 4), (100, 4), (224, 9)])
+def test_stem_brings_large_images_to_24_to_47_pixels(side, factor):
     net = build_network("cnn_stem", (1, side, side), 5, [0.5], [0.25]).eval()
     stem = net.body[0]
     assert stem.kernel_size == stem.stride == (factor, factor)
@@ -75,7 +76,7 @@ def test_stem_brings_large_images_to_about_32_pixels(side, factor):
     net(torch.rand(2, 1, side, side))
     hook.remove()
     assert sizes == [(side // factor, side // factor)]  # the first block's input size
-    assert 32 <= side // factor < 48
+    assert STEM_SIDE == 24 and 24 <= side // factor < 48
 
 
 def test_stem_fit_on_large_images_saves_and_reads_three_stages(rng, tiny, tmp_path):
