@@ -400,7 +400,7 @@ def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> tor
     ``"light"``: shifts of up to 1/8 of the image and horizontal flips.
     ``"strong"``: random resized crops keeping 50-100% of the area (aspect
     ratio 3/4 to 4/3), flips, and brightness and contrast changes of up to 40%.
-    Crops are one ``affine_grid`` + ``grid_sample`` for the whole batch.
+    Crops are one ``grid_sample`` for the whole batch.
     """
     if level == "none":
         return images
@@ -419,20 +419,34 @@ def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> tor
         shift_y = (1 - scale_y) * (2 * draws[:, 4] - 1)
     if height == 1:  # a row signal: crop along its length only
         scale_y, shift_y = torch.ones_like(scale_y), torch.zeros_like(shift_y)
-    theta = torch.zeros((n, 2, 3), device=images.device)
-    theta[:, 0, 0] = scale_x * flip
-    theta[:, 0, 2] = shift_x
-    theta[:, 1, 1] = scale_y
-    theta[:, 1, 2] = shift_y
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = _crop_grid(scale_x * flip, scale_y, shift_x, shift_y, height, width)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if level == "strong":
         jitter = to_device(torch.rand((n, 2), generator=generator), images.device)
         contrast = (0.6 + 0.8 * jitter[:, 0]).view(-1, 1, 1, 1)
         brightness = (0.8 * jitter[:, 1] - 0.4).view(-1, 1, 1, 1)
         mean = out.mean(dim=(1, 2, 3), keepdim=True)
-        out = ((out - mean) * contrast + mean + brightness * mean).clamp(0.0, 1.0)
+        # (out - mean) * contrast + mean + brightness * mean, in one pass over the pixels.
+        out = torch.addcmul(mean * (1 + brightness - contrast), out, contrast).clamp_(0.0, 1.0)
     return out
+
+
+def _crop_grid(scale_x, scale_y, shift_x, shift_y, height: int, width: int) -> torch.Tensor:
+    """``grid_sample``'s (N, H, W, 2) grid of per-image axis-aligned crops.
+
+    What ``F.affine_grid`` gives (``align_corners=False``) for the matrices
+    ``[[scale_x, 0, shift_x], [0, scale_y, shift_y]]``. The crops scale and
+    shift each axis alone, so the grid is one row of x and one column of y per
+    image broadcast, instead of affine_grid's matrix product over every pixel
+    (ten times slower on a CPU at 96x96).
+    """
+    device = scale_x.device
+    # Pixel centres in [-1, 1].
+    xs = (torch.arange(width, dtype=torch.float32, device=device) * 2 + 1) / width - 1
+    ys = (torch.arange(height, dtype=torch.float32, device=device) * 2 + 1) / height - 1
+    grid_x = scale_x[:, None] * xs + shift_x[:, None]
+    grid_y = scale_y[:, None] * ys + shift_y[:, None]
+    return torch.stack(torch.broadcast_tensors(grid_x[:, None, :], grid_y[:, :, None]), dim=-1)
 
 
 def _schedule(kind: str, steps_per_epoch: int, epochs: int):

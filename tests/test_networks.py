@@ -17,7 +17,7 @@ from skclusterfit._networks import (
     stage_outputs,
 )
 from skclusterfit._targets import ClassIds, ClassIdsPerHead, Rotations, class_ids
-from skclusterfit._training import _epoch_order, augment
+from skclusterfit._training import _crop_grid, _epoch_order, augment
 
 
 @pytest.mark.parametrize(
@@ -120,6 +120,25 @@ def test_augmentations_keep_shape_and_range_and_are_seeded(level):
     assert out.shape == images.shape and torch.equal(out, again)
     assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, images)
     assert augment(images, "none", torch.Generator()) is images
+
+
+@pytest.mark.parametrize("shape", [(10, 14), (1, 12)])
+def test_crop_grid_is_affine_grids_for_axis_aligned_crops(shape):
+    height, width = shape
+    draws = torch.rand((4, 8), generator=torch.Generator().manual_seed(0))
+    scale_x, scale_y = draws[0] - 2, draws[1] + 0.5  # flipped, and stretched
+    shift_x, shift_y = draws[2] - 0.5, draws[3] - 0.5
+    theta = torch.zeros((8, 2, 3))
+    theta[:, 0, 0], theta[:, 0, 2] = scale_x, shift_x
+    theta[:, 1, 1], theta[:, 1, 2] = scale_y, shift_y
+    expected = F.affine_grid(theta, [8, 1, height, width], align_corners=False)
+    grid = _crop_grid(scale_x, scale_y, shift_x, shift_y, height, width)
+    torch.testing.assert_close(grid, expected, atol=1e-6, rtol=0)
+    # The identity crop samples every pixel at its centre: the image itself.
+    images = torch.rand((8, 1, height, width))
+    ones, zeros = torch.ones(8), torch.zeros(8)
+    identity = _crop_grid(ones, ones, zeros, zeros, height, width)
+    torch.testing.assert_close(F.grid_sample(images, identity, align_corners=False), images)
 
 
 def test_rotations():
