@@ -47,7 +47,7 @@ __all__ = [
     "train",
 ]
 
-FLOAT32_PARTS = ("augmentation", "inference")
+FLOAT32_PARTS = ("inference",)
 # The side the default stem brings large images to (fits outside ``stem_side``).
 STEM_SIDE = _networks.STEM_SIDE
 
@@ -57,11 +57,12 @@ def float32_parts(*parts: str):
     """Run ``parts`` of the fits inside the block with CPU autocast switched off.
 
     Under an enclosing ``torch.autocast("cpu", torch.bfloat16)``, everything a
-    fit computes runs in bfloat16 where autocast reaches; ``"augmentation"``
-    (the batched augmentation of every training stage) and ``"inference"``
+    fit computes runs in bfloat16 where autocast reaches; ``"inference"``
     (every forward pass outside training: in ``fit``, N_pre's embeddings
-    before clustering) named here run in float32 instead, to find which part
-    costs accuracy. Outside such a block nothing changes.
+    before clustering) named here runs in float32 instead, to find which part
+    costs accuracy. (The batched augmentation has no operation autocast
+    lowers: it runs in float32 under autocast too.) Outside such a block
+    nothing changes.
     """
     unknown = set(parts) - set(FLOAT32_PARTS)
     if unknown:

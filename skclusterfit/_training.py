@@ -393,7 +393,6 @@ def _finish_copy(out: np.ndarray, positions: np.ndarray, host: torch.Tensor, eve
     out[positions] = host.numpy()
 
 
-@float32_part("augmentation")
 def augment(images: torch.Tensor, level: str, generator: torch.Generator) -> torch.Tensor:
     """Random crops, flips and (``"strong"``) brightness/contrast, on the whole batch.
 
