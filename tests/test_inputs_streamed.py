@@ -313,6 +313,18 @@ def test_photos_shrunk_for_training_are_decoded_small(photos, channels):
     assert read_item(photos, 0, "paths", draft=((224, 224), channels))[0].size == (640, 427)
 
 
+@pytest.mark.parametrize("mode, size", [("RGB", (224, 200)), ("L", (96, 96)), ("RGB", (500, 700))])
+def test_photos_are_resized_as_pil_resizes_them(photos, mode, size):
+    from skclusterfit._sources import Decoder
+
+    with Image.open(photos[1]) as photo:
+        expected = photo.convert(mode).resize(size[::-1], Image.Resampling.BILINEAR)
+    expected = np.asarray(expected, dtype=np.float32).reshape(*size, -1) / 255
+    image, _ = Decoder(photos[1:], "paths", size, len(mode), draft=False)[0]
+    difference = np.abs(image.numpy() - expected)
+    assert difference.max() <= 1.01 / 255 and difference.mean() < 0.1 / 255
+
+
 def test_photos_at_their_own_size_are_decoded_whole(photos, params):
     from skclusterfit._sources import Decoder, _to_float, read_item
 
