@@ -268,13 +268,17 @@ def _as_hwc(item, where: str) -> np.ndarray:
     return array
 
 
-def _to_float(
+def _to_pixels(
     item, where: str, size: tuple[int, int], channels: int
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """One item as float32 (H, W, C) in [0, 1] at ``size`` with ``channels`` channels.
+    """One item as an (H, W, C) array at ``size`` with ``channels`` channels.
 
-    Returns the array and the item's (height, width) as it came, before
-    resizing (for a JPEG decoded in draft mode, the draft's size).
+    8-bit items stay uint8 (0-255) wherever the conversion is exact in
+    integers, so that DataLoader workers pass a quarter of the bytes and the
+    batch is scaled to [0, 1] at once (:func:`_scaled`); the others, and
+    uint8 colour arrays made grey, come as float32 in [0, 1]. Returns the
+    array and the item's (height, width) as it came, before resizing (for a
+    JPEG decoded in draft mode, the draft's size).
 
     PIL images are converted ("L" or "RGB") by PIL; arrays and tensors have
     their alpha channel dropped, grey repeated or colour weighted (ITU-R 601
@@ -285,21 +289,24 @@ def _to_float(
     """
     from PIL import Image
 
-    height, width = size
     as_read = (item.height, item.width) if isinstance(item, Image.Image) else None
     if isinstance(item, Image.Image) and item.mode.startswith(("I", "F")):
         item = _wide_to_float(item, where)
     elif isinstance(item, Image.Image):
         item = np.array(item.convert("L" if channels == 1 else "RGB"))
-        if item.shape[:2] != (height, width):
-            item = _resize(item, size)
     array = _as_hwc(item, where)
     as_read = as_read or array.shape[:2]
+    as_read = (int(as_read[0]), int(as_read[1]))
+    if array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.dtype == np.uint8 and not (array.shape[2] == 3 and channels == 1):
+        if array.shape[2] == 1 and channels == 3:
+            array = np.repeat(array, 3, axis=2)
+        if array.shape[:2] != size:
+            array = _resize(np.ascontiguousarray(array), size)
+        return np.ascontiguousarray(array), as_read
     if array.dtype == np.uint8:
-        # The same float32 arithmetic as ArrayImages._read, so that the same
-        # uint8 images give the same tensors from files, Datasets and arrays.
-        out = np.array(array, dtype=np.float32)
-        out *= 1.0 / 255.0
+        out = _scaled(torch.from_numpy(np.ascontiguousarray(array))).numpy()
     else:
         out = np.array(array, dtype=np.float32)
         if not np.isfinite(out).all():
@@ -313,15 +320,32 @@ def _to_float(
                 f"{out.max()}); float images must be scaled to [0, 1] (the networks "
                 f"normalise their inputs themselves)."
             )
-    if out.shape[2] == 4:
-        out = out[:, :, :3]
     if out.shape[2] == 3 and channels == 1:
         out = out @ np.array([[0.299], [0.587], [0.114]], dtype=np.float32)
     elif out.shape[2] == 1 and channels == 3:
         out = np.repeat(out, 3, axis=2)
-    if out.shape[:2] != (height, width):
-        out = _resize(out, size).clip(0.0, 1.0)
-    return np.ascontiguousarray(out), (int(as_read[0]), int(as_read[1]))
+    if out.shape[:2] != size:
+        out = _resize(np.ascontiguousarray(out), size).clip(0.0, 1.0)
+    return np.ascontiguousarray(out), as_read
+
+
+def _scaled(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1]; float images as they are.
+
+    The same float32 arithmetic as ``ArrayImages._read``, so that the same
+    uint8 images give the same tensors from files, Datasets and arrays.
+    """
+    if images.dtype != torch.uint8:
+        return images
+    return images.to(torch.float32).mul_(np.float32(1.0 / 255.0).item())
+
+
+def _collate(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of (image, own size) pairs: uint8 if every image is, else float32."""
+    images, sizes = zip(*batch, strict=True)
+    if any(image.dtype != torch.uint8 for image in images):
+        images = [_scaled(image) for image in images]
+    return torch.stack(images), torch.stack(sizes)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -355,7 +379,7 @@ def _wide_to_float(image, where: str) -> np.ndarray:
 
 
 class Decoder(Dataset):
-    """Item ``i`` of files or a Dataset as a float32 tensor (H, W, C) in [0, 1].
+    """Item ``i`` of files or a Dataset as a tensor (H, W, C), uint8 or float32 in [0, 1].
 
     Each item comes with its own (height, width), before resizing to ``size``.
     ``draft=False`` decodes every JPEG file at its full size (what
@@ -374,7 +398,7 @@ class Decoder(Dataset):
         draft = (self.size, self.channels) if self.draft else None
         item, own_size = read_item(self.items, index, self.kind, draft=draft)
         where = item_name(self.items, index, self.kind)
-        image, as_read = _to_float(item, where, self.size, self.channels)
+        image, as_read = _to_pixels(item, where, self.size, self.channels)
         # A Dataset's item is its own size as it came; a file's, before any draft.
         return torch.from_numpy(image), torch.tensor(own_size or as_read)
 
@@ -415,13 +439,18 @@ class StreamedImages(ImageSource):
 
     def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
         batches = [indices.tolist() for indices in chunks]
-        loader = DataLoader(self.decoder, batch_sampler=batches, num_workers=self.num_workers)
+        loader = DataLoader(
+            self.decoder,
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+        )
         for indices, (images, sizes) in zip(batches, loader, strict=True):
             resized = (sizes != torch.tensor(self.decoder.size)).any(1)
             if self.unwarned and resized.any():
                 first = int(resized.int().argmax())
                 self._warn_of_resizing(indices[first], tuple(sizes[first].tolist()))
-            yield images
+            yield _scaled(images)
 
     def _warn_of_resizing(self, index: int, own_size: tuple[int, int]) -> None:
         self.unwarned = False

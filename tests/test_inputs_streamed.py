@@ -294,7 +294,7 @@ def photos(tmp_path_factory):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_photos_shrunk_for_training_are_decoded_small(photos, channels):
-    from skclusterfit._sources import Decoder, _to_float, read_item
+    from skclusterfit._sources import Decoder, _scaled, _to_pixels, read_item
 
     decoder = Decoder(photos, "paths", (96, 96), channels)
     drafted, own_size = read_item(photos, 0, "paths", draft=((96, 96), channels))
@@ -302,36 +302,60 @@ def test_photos_shrunk_for_training_are_decoded_small(photos, channels):
     assert drafted.size == (160, 107) and own_size == (427, 640)
     image, size = decoder[0]
     assert image.shape == (96, 96, channels) and size.tolist() == [427, 640]
+    image = _scaled(image)
     full, _ = read_item(photos, 0, "paths")
-    reference, _ = _to_float(full, "photo", (96, 96), channels)
+    reference = _scaled(torch.from_numpy(_to_pixels(full, "photo", (96, 96), channels)[0]))
     # Decoding at a quarter of the size and then resizing is nearly the same
     # picture as decoding at full size and then resizing (2/255 on average).
-    assert np.abs(image.numpy() - reference).mean() < 0.015
+    assert (image - reference).abs().mean() < 0.015
     whole, _ = Decoder(photos, "paths", (96, 96), channels, draft=False)[0]
-    np.testing.assert_array_equal(whole.numpy(), reference)
+    torch.testing.assert_close(_scaled(whole), reference, rtol=0, atol=0)
     # A photo smaller than twice the size is decoded at full size.
     assert read_item(photos, 0, "paths", draft=((224, 224), channels))[0].size == (640, 427)
 
 
 @pytest.mark.parametrize("mode, size", [("RGB", (224, 200)), ("L", (96, 96)), ("RGB", (500, 700))])
 def test_photos_are_resized_as_pil_resizes_them(photos, mode, size):
-    from skclusterfit._sources import Decoder
+    from skclusterfit._sources import Decoder, _scaled
 
     with Image.open(photos[1]) as photo:
         expected = photo.convert(mode).resize(size[::-1], Image.Resampling.BILINEAR)
     expected = np.asarray(expected, dtype=np.float32).reshape(*size, -1) / 255
     image, _ = Decoder(photos[1:], "paths", size, len(mode), draft=False)[0]
-    difference = np.abs(image.numpy() - expected)
+    difference = np.abs(_scaled(image).numpy() - expected)
     assert difference.max() <= 1.01 / 255 and difference.mean() < 0.1 / 255
 
 
 def test_photos_at_their_own_size_are_decoded_whole(photos, params):
-    from skclusterfit._sources import Decoder, _to_float, read_item
+    from skclusterfit._sources import Decoder, read_item
 
     full, _ = read_item(photos, 0, "paths")
     image, _ = Decoder(photos, "paths", (427, 640), 3)[0]
-    np.testing.assert_array_equal(image.numpy(), _to_float(full, "photo", (427, 640), 3)[0])
+    np.testing.assert_array_equal(image.numpy(), np.asarray(full))
     cf = ClusterFitTransformer(**{**params, "n_clusters": 2, "batch_size": 2}, image_size=96)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cf.fit_transform(photos).shape[0] == 2
+
+
+def test_8_bit_images_are_decoded_as_uint8_and_batched_as_floats(photos, grey):
+    from skclusterfit._sources import ArrayImages, Decoder, StreamedImages
+
+    # Workers pass 8-bit pixels as uint8, a quarter of the bytes of floats.
+    assert Decoder(photos, "paths", (96, 96), 3)[0][0].dtype == torch.uint8
+    assert Decoder(photos, "paths", (96, 96), 1)[0][0].dtype == torch.uint8
+    # Colour arrays made grey are weighted in floats.
+    colour = np.repeat(grey[:2, :, :, None], 3, axis=3)
+    assert Decoder(list(colour), "dataset", (8, 8), 1)[0][0].dtype == torch.float32
+    # A batch of uint8 items is scaled exactly as the same array is; a batch
+    # mixing uint8 and float items comes as floats.
+    items = [image[:, :, None] for image in grey[:4]]
+    expected = next(ArrayImages(grey[:4, :, :, None], (0.0, 255.0)).iter_batches(4))[1]
+    for mixed in (items, [items[0], items[1] / 255.0, items[2], items[3] / 255.0]):
+        _, batch = next(
+            StreamedImages(Decoder(mixed, "dataset", (8, 8), 1), None, 0).iter_batches(4)
+        )
+        assert batch.dtype == torch.float32
+        torch.testing.assert_close(batch, expected, rtol=0, atol=1e-7)
+    _, batch = next(StreamedImages(Decoder(items, "dataset", (8, 8), 1), None, 0).iter_batches(4))
+    torch.testing.assert_close(batch, expected, rtol=0, atol=0)
