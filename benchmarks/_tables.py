@@ -124,6 +124,7 @@ def write_all(out: Path, results: Path = RESULTS) -> None:
     studies = ("selfsupervised", "selfsupervised_heldout", "label_noise", "label_noise_options")
     studies += ("rounds", "levers")
     studies += ("precision", "precision_diagnosis", "rotations", "colour", "features", "heads")
+    studies += ("peers",)
     for stem in studies:
         record = load(stem)
         for target, table in record["scores"].items():
@@ -151,7 +152,13 @@ def write_all(out: Path, results: Path = RESULTS) -> None:
         rows = [("score", *(f"K={k}" for k in grid), "RotNet")]
         rows += [(m, *map(_spread, cells.values())) for m, cells in record["scores"].items()]
         (out / f"results_{stem}.rst").write_text(_table(rows, record))
-    for figure in ("label_noise.png", "n_clusters.png", "rounds.png"):
+    peers = load("peers")
+    rows = [("representation", "training seconds")]
+    for row in peers["training_seconds"][0]:
+        rows.append((row, _spread([run[row] for run in peers["training_seconds"]], ".0f")))
+    (out / "results_peers_seconds.rst").write_text(_table(rows, peers))
+
+    for figure in ("label_noise.png", "n_clusters.png", "rounds.png", "peers.png"):
         shutil.copyfile(results / figure, out / figure)
 
     default = load("perf_scaling_default")
@@ -240,9 +247,10 @@ def _loop_tables(out, load):
     (out / "results_loop_ratios.rst").write_text(_table(rows, loop))
 
 
-def _spread(values):
-    """Mean (min-max) of the values of one cell."""
-    return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+def _spread(values, form: str = ".3f"):
+    """Mean (min-max) of the values of one cell; the mean alone for one value."""
+    mean = f"{sum(values) / len(values):{form}}"
+    return mean if len(values) == 1 else f"{mean} ({min(values):{form}}-{max(values):{form}})"
 
 
 def _gpu_tables(out, load):
@@ -311,6 +319,12 @@ def _source(record) -> str:
         f"Command ``{record['command']}``, run on {record['date']}; machine: "
         f"{record['machine']}; versions: {record['versions']}."
     )
+    if record.get("runs"):
+        source = " ".join(
+            f"Seeds {run['seeds']}: command ``{run['command']}``, run on {run['date']}; "
+            f"machine: {run['machine']}; versions: {run['versions']}."
+            for run in record["runs"]
+        )
     if record.get("notes"):
         source += f" Note: {record['notes']}"
     return "\n" + source + "\n"
