@@ -87,12 +87,12 @@ def markdown_header(title: str, record: dict) -> list[str]:
     differs from what the command gives today (defaults changed since).
     """
     notes = [f"Note: {record['notes']}", ""] if record.get("notes") else []
-    if record.get("runs"):
+    if record.get("seed_runs"):
         # A study resumed seed by seed: each run's own date, command and machine.
         runs = [
             f"- seeds {run['seeds']}: {run['date']}, `{run['command']}`; {run['machine']}; "
             f"{run['versions']}"
-            for run in record["runs"]
+            for run in record["seed_runs"]
         ]
         return [f"# {title} ({record['date']})", "", "Runs:", "", *runs, "", *notes]
     return [
@@ -442,7 +442,7 @@ def run_held_out_study(
         A record of the same study written earlier (:func:`previous_record`):
         its seeds are kept and only the seeds it lacks are run, so a long study
         can be run a seed per session. Its runs' dates, commands and machines
-        stay in the record's ``runs``.
+        stay in the record's ``seed_runs``.
 
     Every row is probed on every target, and the results are saved after every
     seed, so that an interrupted run keeps the seeds it finished.
@@ -457,7 +457,7 @@ def run_held_out_study(
     if previous is not None:
         _check_same_study(previous, settings)
         scores, fit_seconds = previous["scores"], previous["fit_seconds"]
-        runs = previous.get("runs") or [_run_of(previous, previous["seeds"])]
+        runs = previous.get("seed_runs") or [_run_of(previous, previous["seeds"])]
     this_run = {**header(), "seeds": []}
     for seed in settings[1][len(fit_seconds) :]:
         reps, seconds = timed(representations, X, seed, settings, targets)
@@ -466,7 +466,7 @@ def run_held_out_study(
         this_run["seeds"].append(seed)
         fields = study_fields(settings, fit_seconds, scores, **more())
         if runs:
-            fields = {"runs": [*runs, _run_of(this_run, this_run["seeds"])], **fields}
+            fields = {"seed_runs": [*runs, _run_of(this_run, this_run["seeds"])], **fields}
         save(stem, quick, fields, markdown)
 
 

@@ -319,11 +319,11 @@ def _source(record) -> str:
         f"Command ``{record['command']}``, run on {record['date']}; machine: "
         f"{record['machine']}; versions: {record['versions']}."
     )
-    if record.get("runs"):
+    if record.get("seed_runs"):
         source = " ".join(
             f"Seeds {run['seeds']}: command ``{run['command']}``, run on {run['date']}; "
             f"machine: {run['machine']}; versions: {run['versions']}."
-            for run in record["runs"]
+            for run in record["seed_runs"]
         )
     if record.get("notes"):
         source += f" Note: {record['notes']}"

@@ -144,6 +144,11 @@ def main():
     common.save(stem, quick, fields, markdown)
 
 
+def _mb(value) -> str:
+    # Records written before the clustering was measured on its own lack its columns.
+    return "not measured" if value is None else f"{value:.0f}"
+
+
 def markdown(record):
     in_memory = record.get("in_memory", False)
     lines = common.markdown_header("fit on PNG files: peak memory and time against N", record) + [
@@ -159,7 +164,7 @@ def markdown(record):
     rows = [
         [r["n"], f"{r['seconds']:.1f}", f"{r['rss_before_mb']:.0f}", f"{r['peak_rss_mb']:.0f}"]
         + [f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}"]
-        + [f"{r['clustering_peak_above_start_mb']:.0f}", f"{r['clustering_arrays_peak_mb']:.0f}"]
+        + [_mb(r.get("clustering_peak_above_start_mb")), _mb(r.get("clustering_arrays_peak_mb"))]
         + [r["clusterer"]]
         for r in record["rows"]
     ]

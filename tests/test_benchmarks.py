@@ -70,6 +70,28 @@ def test_every_docs_table_renders_from_the_committed_results(tmp_path, monkeypat
     assert "package / bare" in ratios
 
 
+def test_every_committed_markdown_is_what_its_script_renders_from_its_json(monkeypatch):
+    # A study's markdown is written from its JSON by the script's renderer;
+    # a renderer that cannot read an older record, or a header field whose
+    # name a study also uses for its own results, must fail here rather than
+    # in the benchmarks' smoke run.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    studies = _module("run").STUDIES
+    for path in sorted((BENCHMARKS / "results").glob("*.json")):
+        if path.stem.endswith("_quick"):
+            continue
+        module = _module(Path(studies[path.stem][0]).stem)
+        renderers = [f for name, f in vars(module).items() if name.endswith("markdown")]
+        record = json.loads(path.read_text())
+        rendered = []
+        for render in renderers:
+            try:
+                rendered.append(render(record))
+            except KeyError:  # the renderer of another variant of the same script
+                continue
+        assert path.with_suffix(".md").read_text() in rendered, path.name
+
+
 def test_a_held_out_study_resumes_with_the_seeds_its_record_lacks(tmp_path, monkeypatch):
     # A study of an hour per seed is run a seed per session: a resumed run
     # keeps the record's seeds and scores, runs only the next seeds, and says
@@ -102,13 +124,13 @@ def test_a_held_out_study_resumes_with_the_seeds_its_record_lacks(tmp_path, monk
 
     common.run_held_out_study("study", False, representations, markdown, seeds=1)
     first = common.previous_record("study")
-    assert first["seeds"] == [7] and "runs" not in first
+    assert first["seeds"] == [7] and "seed_runs" not in first
     common.run_held_out_study("study", False, representations, markdown, seeds=2, previous=first)
     second = common.previous_record("study")
     assert fitted == [7, 8]
     assert second["seeds"] == [7, 8] and len(second["fit_seconds"]) == 2
     assert second["scores"]["target"]["row"]["linear"] == [7, 8]
-    assert [run["seeds"] for run in second["runs"]] == [[7], [8]]
+    assert [run["seeds"] for run in second["seed_runs"]] == [[7], [8]]
     assert "- seeds [8]:" in (tmp_path / "study.md").read_text()
     with pytest.raises(SystemExit, match="other settings"):
         common.run_held_out_study(
