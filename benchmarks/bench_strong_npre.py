@@ -15,10 +15,9 @@ feature recipe (three stages, each averaged over space):
 - the frozen network's features and N_cf's side by side (concatenated);
 - ClusterFit from an untrained network (how much the ImageNet N_pre adds).
 
-Not studied here: a torchvision ResNet-18 as N_cf (many times slower on the
-CPU; ``benchmarks/bench_colour.py``) and N_cf started from N_pre's weights
-(fine-tuning on the pseudo-labels, beyond the paper, which the package has no
-option for).
+A torchvision ResNet-18 as N_cf and N_cf started from N_pre's weights
+(fine-tuning on the pseudo-labels, beyond the paper) are studied by
+``bench_strong_npre_networks.py``.
 
 Usage::
 
@@ -83,10 +82,10 @@ def main():
     )
 
 
-def markdown(record):
+def markdown(record, title="ClusterFit from a strong N_pre: its levers"):
     runs = record["fit_seconds_by_row"]
     seconds = {row: np.mean([run[row] for run in runs]) for row in runs[0]}
-    lines = common.markdown_header("ClusterFit from a strong N_pre: its levers", record) + [
+    lines = common.markdown_header(title, record) + [
         f"D_cf: {record['n_images']} Fashion-MNIST training images of classes 0-4; seeds "
         f"{record['seeds']}; N_pre: torchvision's ImageNet MobileNetV2, frozen; K="
         f"{record['n_clusters']} and N_cf {record['epochs'][1]} epochs unless a row says "

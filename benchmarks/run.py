@@ -56,7 +56,9 @@ STUDIES = {
     "grid_cache": ("bench_grid_cache.py",),
     "peers": ("bench_peers.py",),
     "strong_npre": ("bench_strong_npre.py",),
+    "strong_npre_networks": ("bench_strong_npre_networks.py",),
     "large_images": ("bench_large_images.py",),
+    "fashion_10k": ("bench_fashion_10k.py",),
 }
 
 

@@ -59,9 +59,10 @@ plt.show()
 # :func:`~skclusterfit.metrics.representation_report` answers with the held-out
 # labelled images: it cross-validates the same probes (linear, k-nearest
 # neighbours, 10 labelled images per class) on N_cf's features, on the extractor
-# N_pre's, on the raw pixels and on a PCA of them, all on the same folds. The
-# digits have only 64 pixels, so the PCA keeps 32 components. Images as small and
-# clean as these leave the raw pixels a strong baseline; the verdict says which
+# N_pre's, on the two side by side, on the raw pixels and on a PCA of them, all
+# on the same folds. The digits have only 64 pixels, so the PCA keeps 32
+# components. Images as small and clean as these leave the raw pixels a strong
+# baseline; the verdict says which
 # representation won each probe, and whether its margin is larger than the
 # scores' spread over the folds.
 report = representation_report(cf, X_test, y_test, cv=5, pca_components=32, random_state=0)

@@ -118,6 +118,17 @@ class Features(nn.Module):
         return self.network.features(x)
 
 
+class SideBySide(nn.Module):
+    """The outputs of several feature modules on the same images, concatenated in order."""
+
+    def __init__(self, modules):
+        super().__init__()
+        self.parts = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part(x) for part in self.parts], dim=1)
+
+
 class MultiScale(nn.Module):
     """A features module's output with the pooled outputs of earlier stages before it.
 

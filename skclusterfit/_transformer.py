@@ -25,13 +25,20 @@ from ._clustering import CLUSTERERS, embed_and_cluster
 from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor, pretext_outputs
 from ._inputs import check_fit_inputs, check_images, cluster_counts
-from ._networks import Features, MultiScale, build_network, check_output, resolve_architecture
+from ._networks import (
+    Features,
+    MultiScale,
+    SideBySide,
+    build_network,
+    check_output,
+    resolve_architecture,
+)
 from ._persistence import picklable
 from ._reporting import Reporter
 from ._targets import class_ids
 from ._training import infer, make_config, train
 
-FEATURE_LAYERS = ("features", "logits", "extractor")
+FEATURE_LAYERS = ("features", "logits", "extractor", "features+extractor")
 # Fits in threads of one process run their stages one at a time: torch's global
 # generators and thread settings are one per process. Fits in processes share
 # checkpoint_dir through its lock files instead.
@@ -121,9 +128,11 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     num_workers : int, default=0
         Worker processes of the DataLoader that decodes image files and
         Datasets (0: the main process). Arrays ignore it.
-    feature_layer : {"features", "logits", "extractor"}, default="features"
+    feature_layer : {"features", "logits", "extractor", "features+extractor"}, \
+            default="features"
         What ``transform`` returns: N_cf's features, its cluster logits (every
-        head's), or N_pre's features. May be changed after ``fit``.
+        head's), N_pre's features, or both features side by side (see
+        :ref:`side-by-side`). May be changed after ``fit``.
     feature_stages : int, default=3
         From how many of the network's last stages ``transform`` pools
         features (3: 64 + 128 + 256 values for the compact CNN). May be
@@ -181,10 +190,6 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Number of values per image (``H * W * C``, also for files and Datasets).
     feature_names_in_ : ndarray of str
         Column names of ``X``, when it has string column names.
-
-    See Also
-    --------
-    sklearn.cluster.KMeans : The default clusterer.
 
     Notes
     -----
@@ -463,8 +468,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """The module ``transform`` runs, by ``feature_layer`` and ``feature_stages``."""
         if self.feature_layer == "logits":
             return self.network_
-        module = Features(self.network_) if self.feature_layer == "features" else self.extractor_
-        return MultiScale(module, self._chw, self.feature_stages)
+        layers = self.feature_layer.split("+")
+        parts = [self.extractor_ if x == "extractor" else Features(self.network_) for x in layers]
+        return SideBySide([MultiScale(part, self._chw, self.feature_stages) for part in parts])
 
     @property
     def _chw(self) -> tuple[int, int, int]:
@@ -500,12 +506,12 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """Width of ``transform``'s output (used by ``get_feature_names_out``)."""
         if not hasattr(self, "network_"):
             raise AttributeError("_n_features_out")
-        if self.feature_stages == 1 or self.feature_layer == "logits":
-            return {
-                "features": self.network_.head.in_features,
-                "logits": self.network_.head.out_features,
-                "extractor": self._extractor_n_features,
-            }[self.feature_layer]
+        if self.feature_layer == "logits":
+            return self.network_.head.out_features
+        if self.feature_stages == 1:
+            width = {"features": self.network_.head.in_features}
+            width["extractor"] = self._extractor_n_features
+            return sum(width[name] for name in self.feature_layer.split("+"))
         return check_output(self._output_module(), self._chw, "transform")
 
     def __sklearn_tags__(self):

@@ -79,7 +79,7 @@ def report(fitted, labelled):
 
 
 def test_report_has_a_row_per_representation_and_a_column_per_probe(report):
-    assert list(report.scores) == ["N_cf", "N_pre", "raw pixels", "PCA-16"]
+    assert list(report.scores) == ["N_cf", "N_pre", "N_cf + N_pre", "raw pixels", "PCA-16"]
     assert report.probes == ("linear", "few_shot", "knn")
     assert report.n_folds == 3 and report.n_samples == 300
     for row in report.scores.values():
@@ -95,7 +95,7 @@ def test_report_has_a_row_per_representation_and_a_column_per_probe(report):
     assert repr(report) == text
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("representation"))
-    table = lines[header : header + 5]
+    table = lines[header : header + 1 + len(report.scores)]
     assert table[0].split() == ["representation", "linear", "few_shot", "knn"]
     assert [line[: len(name)] for line, name in zip(table[1:], report.scores, strict=True)] == list(
         report.scores
@@ -153,7 +153,7 @@ def test_report_leaves_the_estimator_unchanged(fitted, labelled, report):
     np.testing.assert_array_equal(cf.transform(X), logits)
     # N_cf's row is its features whatever feature_layer the estimator had.
     np.testing.assert_array_equal(other.scores["N_cf"]["linear"], report.scores["N_cf"]["linear"])
-    assert list(other.scores) == ["N_cf", "N_pre", "raw pixels"]
+    assert list(other.scores) == ["N_cf", "N_pre", "N_cf + N_pre", "raw pixels"]
 
 
 def test_controls_add_clusterfit_from_an_untrained_extractor(fitted, labelled):
@@ -162,7 +162,13 @@ def test_controls_add_clusterfit_from_an_untrained_extractor(fitted, labelled):
     report = representation_report(
         fitted, X, y, cv=3, probes=("linear",), pca_components=None, controls=True, random_state=0
     )
-    assert list(report.scores) == ["N_cf", "N_pre", "raw pixels", "N_cf from random N_pre"]
+    assert list(report.scores) == [
+        "N_cf",
+        "N_pre",
+        "N_cf + N_pre",
+        "raw pixels",
+        "N_cf from random N_pre",
+    ]
     assert 0.5 < report.scores["N_cf from random N_pre"]["linear"].mean() <= 1
     assert fitted.get_params() == params
 
@@ -174,7 +180,10 @@ def test_pca_row_is_left_out_with_a_note_when_it_would_not_reduce(fitted, labell
     assert any("PCA-64 left out" in note for note in report.notes)
     assert "PCA-64 left out" in str(report)
     report = representation_report(fitted, *labelled, cv=3, probes="knn", pca_components=None)
-    assert list(report.scores) == ["N_cf", "N_pre", "raw pixels"] and report.notes == []
+    assert (
+        list(report.scores) == ["N_cf", "N_pre", "N_cf + N_pre", "raw pixels"]
+        and report.notes == []
+    )
 
 
 def test_few_shot_draws_fewer_images_when_a_fold_has_fewer(fitted, digits):
@@ -274,7 +283,7 @@ def test_report_object_checks_its_scores():
 def test_to_frame_is_long_format(report):
     frame = report.to_frame()
     assert list(frame.columns) == ["representation", "probe", "fold", "score"]
-    assert len(frame) == 4 * 3 * 3
+    assert len(frame) == 5 * 3 * 3  # representations, probes, folds
     means = frame.groupby(["representation", "probe"])["score"].mean()
     for name, row in report.scores.items():
         for probe, scores in row.items():

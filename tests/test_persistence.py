@@ -62,7 +62,7 @@ def test_torchvision_extractor_round_trip(small_digits, tiny, tmp_path, monkeypa
     cf.save(tmp_path / "model.pt")
     weights_file.unlink()  # the model file holds the weights itself
     loaded = skclusterfit.load(tmp_path / "model.pt")
-    for layer in ("features", "extractor"):
+    for layer in ("features", "extractor", "features+extractor"):
         cf.set_params(feature_layer=layer)
         loaded.set_params(feature_layer=layer)
         np.testing.assert_array_equal(cf.transform(X[:10]), loaded.transform(X[:10]))

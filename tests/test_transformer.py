@@ -136,13 +136,29 @@ def test_uint8_input_is_never_copied_to_float(tiny_net):
     assert cf.input_range_ == (0.0, 255.0)
 
 
-@pytest.mark.parametrize("layer, width", [("features", 448), ("logits", 5), ("extractor", 448)])
+@pytest.mark.parametrize(
+    "layer, width",
+    [("features", 448), ("logits", 5), ("extractor", 448), ("features+extractor", 896)],
+)
 def test_feature_layer(small_digits, tiny, layer, width):
     X, _ = small_digits
     cf = ClusterFitTransformer(**tiny).fit(X)
     cf.set_params(feature_layer=layer)
     assert cf.transform(X[:7]).shape == (7, width)
     assert len(cf.get_feature_names_out()) == width
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+def test_features_and_extractor_side_by_side_are_the_two_layers_concatenated(
+    small_digits, tiny, stages
+):
+    X, _ = small_digits
+    cf = ClusterFitTransformer(**tiny, feature_stages=stages).fit(X)
+    n_cf = cf.transform(X[:9])
+    n_pre = cf.set_params(feature_layer="extractor").transform(X[:9])
+    both = cf.set_params(feature_layer="features+extractor").transform(X[:9])
+    np.testing.assert_array_equal(both, np.hstack([n_cf, n_pre]))
+    assert len(cf.get_feature_names_out()) == n_cf.shape[1] + n_pre.shape[1]
 
 
 def test_predict_gives_n_cf_clusters_that_match_the_pseudo_labels(small_digits):

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 
 from ._layers import at_layer, check_clusterfit, pixels
 from ._probes import FEW_SHOTS, NEIGHBOURS, PROBES, check_probes, probe_scores
-from ._report import CONTROL, N_CF, N_PRE, PIXELS, RepresentationReport
+from ._report import BOTH, CONTROL, N_CF, N_PRE, PIXELS, RepresentationReport
 
 
 @validate_params(
@@ -62,6 +62,8 @@ def representation_report(
       ``feature_layer="features"``;
     - ``"N_pre"``: the extractor's features (``feature_layer="extractor"``),
       with every other parameter of ``estimator`` as it is set;
+    - ``"N_cf + N_pre"``: the two side by side, what
+      ``feature_layer="features+extractor"`` returns;
     - ``"raw pixels"``: ``X`` flattened to float32 (for image files and
       Datasets, the pixels ``estimator`` reads: resized and converted to the
       size and colour mode found in ``fit``, scaled to [0, 1]);
@@ -176,15 +178,15 @@ def representation_report(
     ...                                pca_components=16, random_state=0,
     ...                                baselines={"PCA-8 of other digits": PCA(8).fit(X[900:])})
     >>> list(report.scores)
-    ['N_cf', 'N_pre', 'raw pixels', 'PCA-16', 'PCA-8 of other digits']
+    ['N_cf', 'N_pre', 'N_cf + N_pre', 'raw pixels', 'PCA-16', 'PCA-8 of other digits']
     >>> report.probes
     ('linear', 'few_shot', 'knn')
     >>> report.scores["N_cf"]["linear"].shape
     (3,)
     >>> report.best["linear"] in report.scores
     True
-    >>> report.to_frame().shape  # 5 representations x 3 probes x 3 folds
-    (45, 4)
+    >>> report.to_frame().shape  # 6 representations x 3 probes x 3 folds
+    (54, 4)
 
     ``print(report)`` shows the table and the verdict (see the User Guide).
     """
@@ -201,6 +203,7 @@ def representation_report(
         N_CF: (at_layer(estimator, "features").transform(X), None),
         N_PRE: (at_layer(estimator, "extractor").transform(X), None),
     }
+    rows[BOTH] = (np.hstack([rows[N_CF][0], rows[N_PRE][0]]), None)
     raw = pixels(estimator, X)
     rows[PIXELS] = (raw, None)
     smallest_fold = min(len(train) for train, _ in folds)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 N_CF, N_PRE, PIXELS, CONTROL = "N_cf", "N_pre", "raw pixels", "N_cf from random N_pre"
+BOTH = "N_cf + N_pre"
 
 
 class _Comparison(NamedTuple):
