@@ -132,7 +132,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             default="features"
         What ``transform`` returns: N_cf's features, its cluster logits (every
         head's), N_pre's features, or both features side by side (see
-        :ref:`side-by-side`). May be changed after ``fit``.
+        :ref:`the user guide <side-by-side>`). May be changed after ``fit``.
     feature_stages : int, default=3
         From how many of the network's last stages ``transform`` pools
         features (3: 64 + 128 + 256 values for the compact CNN). May be
