@@ -147,9 +147,9 @@ def write(
     return text
 
 
-def spread(values) -> str:
+def spread(values, digits: int = 3) -> str:
     """One table cell: the mean of ``values`` and their range, "mean (min-max)"."""
-    return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+    return f"{np.mean(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def markdown_table(columns, rows) -> list[str]:

@@ -20,7 +20,7 @@ target is the one with the best mean validation probe among those that fit in
 
 Usage::
 
-    python benchmarks/bench_fashion_10k.py          # 3 seeds, about an hour on 2 cores
+    python benchmarks/bench_fashion_10k.py          # 3 seeds, about 30 minutes on 2 cores
     python benchmarks/bench_fashion_10k.py --quick  # 1 seed, small sizes
 """
 
@@ -34,7 +34,7 @@ from skclusterfit.datasets import load_fashion_mnist
 from skclusterfit.metrics import linear_probe_score
 
 TARGET_ACCURACY, TARGET_SECONDS = 0.88, 600
-# (fit, image side, extractor); each MobileNetV2 fit is read three ways.
+# (fit, image side, extractor).
 FITS = (
     ("ClusterFit, every default", 28, "rotnet"),
     ("MobileNetV2, 28 px", 28, "mobilenet_v2"),
@@ -75,7 +75,7 @@ def main():
             model, seconds = common.timed(ClusterFitTransformer(**params).fit, data["X"])
             for reading, layer in READINGS.items():
                 model.set_params(feature_layer=layer)
-                F_train, start = common.timed(model.transform, data["A_train"])
+                F_train, transform_seconds = common.timed(model.transform, data["A_train"])
                 F_val, F_test = model.transform(data["A_val"]), model.transform(data["A_test"])
                 val = linear_probe_score(F_train, y_train, F_val, y_val)
                 score = linear_probe_score(F_train, y_train, F_test, y_test)
@@ -86,7 +86,7 @@ def main():
                 )
                 cell.setdefault("fit_seconds", []).append(round(seconds, 1))
                 cell.setdefault("transform_seconds_per_1000", []).append(
-                    round(1000 * start / probe_n, 2)
+                    round(1000 * transform_seconds / probe_n, 2)
                 )
                 cell.setdefault("validation", []).append(round(val, 4))
                 cell.setdefault("test", []).append(round(score, 4))
@@ -130,7 +130,7 @@ def markdown(record):
         [
             name,
             cell["n_features"],
-            _seconds(cell["fit_seconds"]) if cell["trains"] else "0 (frozen)",
+            common.spread(cell["fit_seconds"], 0) if cell["trains"] else "0 (frozen)",
             f"{np.mean(cell['transform_seconds_per_1000']):.2f}",
             common.spread(cell["validation"]),
             common.spread(cell["test"]),
@@ -139,10 +139,6 @@ def markdown(record):
     ]
     header = ["representation", "features", "fit s", "transform s / 1,000", "validation", "test"]
     return "\n".join(lines + common.markdown_table(header, rows) + [""])
-
-
-def _seconds(values) -> str:
-    return f"{np.mean(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import _common as common
-import numpy as np
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._testing import STEM_SIDE, stem_side
@@ -92,7 +91,7 @@ def markdown(record):
         [
             arm,
             cell["architecture"],
-            _seconds(cell["fit_seconds"]),
+            common.spread(cell["fit_seconds"], 0),
             common.spread(cell["validation"]),
             common.spread(cell["linear"]),
         ]
@@ -100,10 +99,6 @@ def markdown(record):
     ]
     header = ["images", "architecture_", "fit seconds", "validation probe", "test probe"]
     return "\n".join(lines + common.markdown_table(header, rows) + [""])
-
-
-def _seconds(values) -> str:
-    return f"{np.mean(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 if __name__ == "__main__":
