@@ -86,7 +86,8 @@ def distilled(X, teacher, seed, epochs, precision):
     ).fit(X)
     source = check_images(model, X, reset=False)
     cpu = torch.device("cpu")
-    logits = infer(teacher, source, batch_size=model.batch_size, device=cpu)
+    config = make_config(model.get_params(), epochs=epochs, device=cpu, image_shape=source.shape)
+    logits = infer(teacher, source, batch_size=config.batch_size, device=cpu)
     soft = torch.softmax(torch.from_numpy(logits) / TEMPERATURE, dim=1).numpy()
     stats = source.channel_stats()
     with torch.random.fork_rng():
@@ -96,7 +97,7 @@ def distilled(X, teacher, seed, epochs, precision):
             network,
             source,
             ClassProbabilities(soft),
-            config=make_config(model.get_params(), epochs=epochs, device=cpu),
+            config=config,
             generator=torch.Generator().manual_seed(seed),
             stage="distillation",
         )

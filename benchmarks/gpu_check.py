@@ -8,19 +8,26 @@ skipped and recorded as skipped):
 2. a default fit on 10,000 Fashion-MNIST training images, its time per stage
    and the linear-probe accuracy of its features on the Fashion-MNIST test
    set (probe trained on training images 50,000-54,999, never fitted on);
-3. the same fit with ``precision="float32"`` (the default, ``"auto"``, is
-   bfloat16 on GPUs of compute capability 8.0 or more);
-4. training and inference throughput of the package's loop against bare
+3. a default fit on all 60,000 Fashion-MNIST training images, time per stage;
+4. a default fit on 10,000 colour 32x32 images (``bench_colour.py``'s data;
+   "auto" picks ``resnet18_small`` there on CUDA), its time per stage and
+   colour linear probe;
+5. training and inference throughput of the package's loop against bare
    PyTorch loops on the same GPU (``perf_training.py`` on CUDA: float32 and
-   bfloat16, 30,000 images, 5 rounds);
-5. ``torchrun --nproc_per_node=1`` with NCCL running
+   bfloat16, 30,000 images, 5 rounds, as many images a step as
+   ``batch_size="auto"`` takes there);
+6. a torchvision ResNet-18 trained on 224x224 colour images in bfloat16: the
+   package's loop against a bare loop with the data on the device;
+7. the quality of ``batch_size="auto"`` (256 images a step for these images
+   on a GPU, the learning rate scaled): the fit of 2 at "auto" and at 128,
+   three seeds each (``bench_batch_size.py --fashion-10k`` on the CPU);
+   then JPEG photos read at 224x224 for the GPU with DataLoader workers,
+   against decode alone in as many workers (``perf_decode.py``'s path);
+8. ``torchrun --nproc_per_node=1`` with NCCL running
    ``examples/torchrun_clusterfit.py``, and the saved model loaded;
-6. a default fit on all 60,000 Fashion-MNIST training images, time per stage;
-7. a default fit on 10,000 colour 32x32 images (``bench_colour.py``'s data;
-   "auto" picks ``resnet18_small`` there on CUDA), and the same fit with the
-   compact CNN, each with its time per stage and colour linear probe;
-8. a torchvision ResNet-18 trained on 224x224 colour images in bfloat16: the
-   package's loop against a bare loop with the data on the device.
+9. the fit of 2 with ``precision="float32"`` (the default, ``"auto"``, is
+   bfloat16 on GPUs of compute capability 8.0 or more), and the fit of 4
+   with the compact CNN.
 
 It writes ``gpu_check.json`` and ``gpu_check.md`` (device name, torch and CUDA
 versions, every figure) to ``--out`` (default ``benchmarks/results``).
@@ -56,7 +63,8 @@ import _common as common
 import numpy as np
 import torch
 from bench_colour import colourise
-from perf_training import COMPARISONS, measure, ratios, resnet_step_speeds
+from perf_decode import decode_in_workers, package_reads, photo_rate, write_photos
+from perf_training import COMPARISONS, auto_batch, measure, ratios, resnet_step_speeds
 
 import skclusterfit
 from skclusterfit import ClusterFitTransformer
@@ -105,7 +113,9 @@ def cuda_tests() -> dict:
     return found
 
 
-def default_fit(n: int, probe: bool, epochs: dict, colour: bool = False, **params) -> dict:
+def default_fit(
+    n: int, probe: bool, epochs: dict, colour: bool = False, seed: int = 0, **params
+) -> dict:
     """Time per stage of a default fit on the first ``n`` images, and its linear probe.
 
     ``colour=True`` fits and probes the colour 32x32 versions of the images that
@@ -120,7 +130,7 @@ def default_fit(n: int, probe: bool, epochs: dict, colour: bool = False, **param
         X = train.data[:n]
         probe_train, probe_test, test_target = train.data[50_000:55_000], test.data, test.target
     start = time.perf_counter()
-    cf = ClusterFitTransformer(random_state=0, **epochs, **params).fit(X)
+    cf = ClusterFitTransformer(random_state=seed, **epochs, **params).fit(X)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     total = time.perf_counter() - start
@@ -148,9 +158,47 @@ def default_fit(n: int, probe: bool, epochs: dict, colour: bool = False, **param
     return result
 
 
+def batch_quality(n: int, seeds: list, epochs: dict) -> dict:
+    """Fit seconds and Fashion test probe at ``batch_size="auto"`` and at 128, per seed.
+
+    ``benchmarks/bench_batch_size.py --fashion-10k`` measures the same
+    protocol on the CPU at 128, 256 and 512 images a step.
+    """
+    found = {"auto_batch_size": auto_batch(_device()), "seeds": seeds, "rows": {}}
+    for seed in seeds:
+        for name, params in (("auto", {}), ("128", {"batch_size": 128})):
+            fit = default_fit(n, True, epochs, seed=seed, **params)
+            cell = found["rows"].setdefault(name, {"seconds": [], "linear_probe": []})
+            cell["seconds"].append(round(fit["seconds"], 2))
+            cell["linear_probe"].append(round(fit["linear_probe"], 4))
+    return found
+
+
+def photos_224(n_files: int) -> dict:
+    """JPEG photos read for a GPU at 224x224 colour with DataLoader workers.
+
+    ``perf_decode.py``'s photos and path (uint8 batches as they leave the
+    host), with one worker per core but one, at most 8, against PIL decode
+    alone in as many workers: what ResNet-18 at 224 px (``resnet18_224``)
+    would wait for, reading from files.
+    """
+    workers = max(1, min(8, (os.cpu_count() or 2) - 1))
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_photos(Path(folder), n_files)
+        alone = photo_rate(lambda: decode_in_workers(paths, workers), n_files, 2)
+        package = photo_rate(package_reads(paths, 224, 3, workers, for_gpu=True), n_files, 2)
+    return {
+        "n_files": n_files,
+        "workers": workers,
+        "decode_alone_per_second": alone,
+        "package_for_gpu_per_second": package,
+        "package / decode alone": package / alone,
+    }
+
+
 def throughput(n: int, rounds: int) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    record = measure(n, rounds, device)
+    device = _device()
+    record = measure(n, rounds, device, auto_batch(device))
     record["ratios"] = {
         stage: {
             f"{side} / {baseline}": float(np.median(ratios(speeds, side, baseline)))
@@ -198,35 +246,44 @@ def torchrun(quick: bool) -> dict:
 
 
 def sections(quick: bool) -> list:
-    """(name, estimated seconds on an H100, function) in the order they run."""
+    """(name, estimated seconds on an H100, function) in the order they run.
+
+    The issue's targets come first, so that a run cut short by the budget
+    still has them: the 10,000- and 60,000-image fits, the colour fit, the
+    loop and ResNet-18 throughput, then the quality of the GPU's batch size
+    over three seeds; the other checks after.
+    """
     fit_epochs = {"extractor_epochs": 1, "max_epochs": 1} if quick else {}
     small, large = (1_000, 2_000) if quick else (10_000, 60_000)
-    # The estimates are about 1.5 times what each took on one H200.
+    seeds = [0] if quick else [0, 1, 2]
+    # The estimates are about 1.5 times what each took on one H200 at batch 128.
     return [
         ("cuda_tests", 30, cuda_tests),
         (f"fit_{small}", 40, lambda: default_fit(small, True, fit_epochs)),
-        (
-            f"fit_{small}_float32",
-            40,
-            lambda: default_fit(small, True, fit_epochs, precision="float32"),
-        ),
-        # 30,000 images a side and round: at 10,000 a GPU round lasts under a second.
-        ("throughput", 150, lambda: throughput(*((500, 1) if quick else (30_000, 5)))),
-        ("torchrun_nccl", 30, lambda: torchrun(quick)),
         (f"fit_{large}", 100, lambda: default_fit(large, False, fit_epochs)),
         # "auto" picks resnet18_small for colour 32x32 images on CUDA (the compact
         # CNN on the CPU, where bench_colour.py measured both): both, on the GPU.
         (f"colour_{small}", 90, lambda: default_fit(small, True, fit_epochs, colour=True)),
-        (
-            f"colour_{small}_cnn",
-            90,
-            lambda: default_fit(small, True, fit_epochs, colour=True, architecture="cnn"),
-        ),
+        # 30,000 images a side and round: at 10,000 a GPU round lasts under a second.
+        ("throughput", 150, lambda: throughput(*((500, 1) if quick else (30_000, 5)))),
         # Large colour images: the loop's overhead where each step is long.
         (
             "resnet18_224",
             60,
             lambda: resnet_step_speeds(*((32, 64, 1) if quick else (2_000, 224, 3)), _device()),
+        ),
+        ("batch_quality", 150, lambda: batch_quality(small, seeds, fit_epochs)),
+        ("photos_224", 30, lambda: photos_224(64 if quick else 800)),
+        ("torchrun_nccl", 30, lambda: torchrun(quick)),
+        (
+            f"fit_{small}_float32",
+            40,
+            lambda: default_fit(small, True, fit_epochs, precision="float32"),
+        ),
+        (
+            f"colour_{small}_cnn",
+            90,
+            lambda: default_fit(small, True, fit_epochs, colour=True, architecture="cnn"),
         ),
     ]
 
@@ -324,6 +381,27 @@ def _summary(sections: dict) -> list[str]:
             "",
             f"ResNet-18, {resnet['side']}x{resnet['side']} colour, bfloat16: package / "
             f"bare loop with the data on the device {ratio:.3f} (target >= {resnet['target']}).",
+        ]
+    quality = sections.get("batch_quality", {})
+    if "rows" in quality:
+        lines += [
+            "",
+            f'## batch_size: "auto" ({quality["auto_batch_size"]} images a step) against '
+            f"128, seeds {quality['seeds']}",
+            "",
+        ]
+        rows = [
+            [name, common.spread(cell["seconds"], 1), common.spread(cell["linear_probe"])]
+            for name, cell in quality["rows"].items()
+        ]
+        lines += common.markdown_table(["batch_size", "fit (s)", "linear probe"], rows)
+    photos = sections.get("photos_224", {})
+    if "package_for_gpu_per_second" in photos:
+        lines += [
+            "",
+            f"JPEG photos read for the GPU at 224x224 colour, {photos['workers']} workers: "
+            f"{photos['package_for_gpu_per_second']:.0f}/s, "
+            f"{photos['package / decode alone']:.2f} of PIL decode alone in as many workers.",
         ]
     lines += ["", "## Other checks", ""]
     for name in ("cuda_tests", "torchrun_nccl"):

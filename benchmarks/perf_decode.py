@@ -13,12 +13,18 @@ written as JPEG files at quality 90. Measured, in images per second, best of
 
 - decode alone: PIL's ``Image.open(path).load()``, and torchvision's
   ``decode_jpeg(read_file(path))`` (both libjpeg-turbo), in one process;
-- the package's path (``iter_batches`` of the source ``transform`` builds
-  from the paths for a model fitted at that size, batches of 256; ``fit``
-  builds the same one) at 224x224 colour, 96x96 colour and 96x96 grey, and
-  the same path decoding every photo at full size (as before the draft mode);
-- with ``num_workers=2`` DataLoader worker processes against PIL decode alone
-  in two worker processes.
+- the package's path at 224x224 colour, 96x96 colour and 96x96 grey, read
+  from the source ``transform`` builds from the paths for a model fitted at
+  that size (``fit`` builds the same one), in batches of 256, two ways: as a
+  fit on the CPU reads them (``iter_batches``: float32 in [0, 1] on the
+  host), and as they leave the host for a GPU (``iter_read``: uint8, scaled
+  on the device after the copy), the part of the reading a GPU waits for;
+- the first way again decoding every photo at full size (as before the
+  draft mode);
+- both ways with ``num_workers=2`` DataLoader worker processes, against PIL
+  decode alone in two worker processes;
+- at 224 px, where the draft mode saves nothing, the time of each part of the
+  reading (decode, array, resize, layout, batch, scaling), one after another.
 
 Target: the package's path at least 0.9 times as fast as decode alone with
 the same number of processes (resizing, conversion and batching cost at most
@@ -39,6 +45,7 @@ from pathlib import Path
 import _common as common
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from sklearn.datasets import load_sample_images
 from torch.utils.data import DataLoader, Dataset
@@ -85,7 +92,7 @@ class _DecodeOnly(Dataset):
         return index
 
 
-def _rate(run, n: int, repeats: int) -> float:
+def photo_rate(run, n: int, repeats: int) -> float:
     """Images per second of ``run()`` over ``n`` images, best of ``repeats``."""
     best = float("inf")
     for _ in range(repeats):
@@ -106,26 +113,74 @@ def _torchvision_decode(paths):
         decode_jpeg(read_file(path))
 
 
-def _workers_decode(paths, workers: int):
+def decode_in_workers(paths, workers: int):
     loader = DataLoader(_DecodeOnly(paths), batch_size=256, num_workers=workers)
     for _ in loader:
         pass
 
 
-def _package_reads(paths, side: int, channels: int, workers: int, draft: bool = True):
+def package_reads(
+    paths, side: int, channels: int, workers: int, draft: bool = True, for_gpu: bool = False
+):
     """The source ``transform`` builds from ``paths`` for a model fitted on
-    ``side``-pixel images with ``channels`` channels, read once; ``draft=False``
-    decodes every JPEG at full size, as before the draft mode."""
+    ``side``-pixel images with ``channels`` channels, read once: as float32 on
+    the host, or (``for_gpu``) as the uint8 batches that leave the host for a
+    GPU. ``draft=False`` decodes every JPEG at full size, as before the draft mode."""
     model = ClusterFitTransformer(num_workers=workers)
     model.image_shape_ = (side, side, channels)
     source = check_images(model, paths, reset=False)
     source.decoder.draft = draft
 
     def run():
-        for _, images in source.iter_batches(256):
-            assert images.shape[1:] == (channels, side, side)
+        batches = source.iter_read(256) if for_gpu else source.iter_batches(256)
+        for _, images in batches:
+            assert images.shape[1:] in ((channels, side, side), (side, side, channels))
 
     return run
+
+
+def parts(paths, side: int, repeats: int) -> dict:
+    """Milliseconds per image of each part of the reading to ``side`` px colour, one process.
+
+    The operations the package runs for a JPEG photo that the draft mode
+    cannot shrink, one at a time over every file, each timed on the previous
+    part's output (best of ``repeats``); the batch is of all the files.
+    """
+
+    def timed(function):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = function()
+            best = min(best, time.perf_counter() - start)
+        return result, round(1000 * best / len(paths), 3)
+
+    found = {}
+    images, found["decode (PIL)"] = timed(lambda: [_opened(path) for path in paths])
+    arrays, found["to an array"] = timed(lambda: [np.array(image) for image in images])
+    resized, found["resize, uint8 (torch, antialiased)"] = timed(
+        lambda: [
+            F.interpolate(
+                torch.from_numpy(a).permute(2, 0, 1)[None],
+                (side, side),
+                mode="bilinear",
+                antialias=True,
+            )[0]
+            for a in arrays
+        ]
+    )
+    hwc, found["to (H, W, C) memory"] = timed(
+        lambda: [image.permute(1, 2, 0).contiguous() for image in resized]
+    )
+    batch, found["batch (stack)"] = timed(lambda: torch.stack(hwc))
+    _, found["scale to float32 [0, 1]"] = timed(lambda: batch.to(torch.float32).mul_(1 / 255))
+    return found
+
+
+def _opened(path):
+    with Image.open(path) as image:
+        image.load()
+        return image
 
 
 def main():
@@ -140,25 +195,37 @@ def main():
         paths = write_photos(Path(folder), n_files)
         written = time.perf_counter() - start
         rates = {
-            "PIL decode alone": _rate(lambda: _pil_decode(paths), n_files, repeats),
-            "torchvision decode alone": _rate(lambda: _torchvision_decode(paths), n_files, repeats),
+            "PIL decode alone": photo_rate(lambda: _pil_decode(paths), n_files, repeats),
+            "torchvision decode alone": photo_rate(
+                lambda: _torchvision_decode(paths), n_files, repeats
+            ),
         }
         print(rates, flush=True)
         arms = {}
         for name, side, channels in TARGETS:
             arms[name] = {
-                "package": _rate(_package_reads(paths, side, channels, 0), n_files, repeats),
-                "package, full-size decode": _rate(
-                    _package_reads(paths, side, channels, 0, draft=False), n_files, repeats
+                "package": photo_rate(package_reads(paths, side, channels, 0), n_files, repeats),
+                "package, for a GPU": photo_rate(
+                    package_reads(paths, side, channels, 0, for_gpu=True), n_files, repeats
+                ),
+                "package, full-size decode": photo_rate(
+                    package_reads(paths, side, channels, 0, draft=False), n_files, repeats
                 ),
             }
             print(name, arms[name], flush=True)
         two = {
-            "PIL decode alone": _rate(lambda: _workers_decode(paths, 2), n_files, repeats),
+            "PIL decode alone": photo_rate(lambda: decode_in_workers(paths, 2), n_files, repeats),
         }
         for name, side, channels in TARGETS:
-            two[name] = _rate(_package_reads(paths, side, channels, workers=2), n_files, repeats)
+            two[name] = photo_rate(
+                package_reads(paths, side, channels, workers=2), n_files, repeats
+            )
+            two[f"{name}, for a GPU"] = photo_rate(
+                package_reads(paths, side, channels, 2, for_gpu=True), n_files, repeats
+            )
         print(two, flush=True)
+        steps = parts(paths, 224, repeats)
+        print(steps, flush=True)
     record = {
         "n_files": n_files,
         "photo_size": list(CROP),
@@ -167,6 +234,7 @@ def main():
         "one_process": {k: round(v, 1) for k, v in rates.items()},
         "targets": {n: {k: round(v, 1) for k, v in a.items()} for n, a in arms.items()},
         "two_workers": {k: round(v, 1) for k, v in two.items()},
+        "parts_224_ms_per_image": steps,
     }
     common.save("perf_decode", args.quick, record, markdown)
 
@@ -178,38 +246,44 @@ def markdown(record) -> str:
     lines = common.markdown_header("Photos from files: images per second", record) + [
         f"{record['n_files']} JPEG files, {height}x{width} crops of scikit-learn's two "
         f"sample photos at quality 90; images per second, best of {record['repeats']} "
-        "passes over every file. Target: the package's path at least 0.9 times as fast "
-        "as decode alone with the same number of processes.",
+        "passes over every file. Each size is read as a fit on the CPU reads it (float32 "
+        "on the host) and as it leaves the host for a GPU (uint8; scaled on the device). "
+        "Target: the package's path at least 0.9 times as fast as decode alone with the "
+        "same number of processes.",
         "",
         f"Decode alone, one process: PIL {alone:.0f}/s, torchvision "
         f"{one['torchvision decode alone']:.0f}/s.",
         "",
     ]
+    alone_two = two["PIL decode alone"]
     rows = [
         [
-            name,
-            f"{arm['package']:.0f}",
-            f"{arm['package'] / alone:.2f}",
-            f"{arm['package, full-size decode']:.0f}",
-            f"{arm['package, full-size decode'] / alone:.2f}",
-            f"{two[name]:.0f}",
-            f"{two[name] / two['PIL decode alone']:.2f}",
+            f"{name}{way}",
+            f"{arm['package' + way]:.0f} ({arm['package' + way] / alone:.2f})",
+            f"{two[name + way]:.0f} ({two[name + way] / alone_two:.2f})",
+            ""
+            if way
+            else f"{arm['package, full-size decode']:.0f} "
+            f"({arm['package, full-size decode'] / alone:.2f})",
         ]
         for name, arm in record["targets"].items()
+        for way in ("", ", for a GPU")
     ]
     header = [
-        "resized to",
-        "package, 1 process (/s)",
-        "vs decode alone",
-        "full-size decode (/s)",
-        "vs decode alone",
-        "package, 2 workers (/s)",
-        "vs decode alone in 2 workers",
+        "resized to, read",
+        "1 process (/s; vs decode alone)",
+        "2 workers (/s; vs decode alone in 2)",
+        "full-size decode, 1 process",
     ]
     return "\n".join(
         lines
         + common.markdown_table(header, rows)
         + ["", f"PIL decode alone in 2 worker processes: {two['PIL decode alone']:.0f}/s.", ""]
+        + ["Part by part, to 224x224 colour, one process (ms per image):", ""]
+        + common.markdown_table(
+            ["part", "ms"], [[k, f"{v:.2f}"] for k, v in record["parts_224_ms_per_image"].items()]
+        )
+        + [""]
     )
 
 

@@ -1,8 +1,10 @@
 """Overhead of the package's training loop and of ``transform`` over bare PyTorch.
 
 Training, one epoch over 10,000 Fashion-MNIST training images kept as uint8,
-with 100 random pseudo-labels, batch 128, the compact CNN, SGD with Nesterov
-momentum and a cosine schedule, the same thread count everywhere. Sides:
+with 100 random pseudo-labels, the compact CNN, SGD with Nesterov momentum and
+a cosine schedule, the same thread count everywhere, as many images a step as
+``batch_size="auto"`` takes on the device (128 on the CPU, 256 on a GPU) for
+every side. Sides:
 
 - ``package``: the package's training stage (``skclusterfit._training.train``,
   the loop every stage uses), batched "strong" augmentation;
@@ -52,6 +54,7 @@ from skclusterfit._testing import (
     autocast,
     build_network,
     make_config,
+    resolve_batch,
     to_device,
     train,
 )
@@ -61,11 +64,13 @@ BATCH = 128
 BFLOAT16 = torch.bfloat16
 
 
-def package_epoch(network, images, targets, seed, device, dtype=None):
+def package_epoch(network, images, targets, seed, device, dtype=None, batch=BATCH):
     """One epoch of the package's training stage."""
     precision = "float32" if dtype is None else {torch.bfloat16: "bfloat16"}[dtype]
-    params = ClusterFitTransformer(batch_size=BATCH, precision=precision).get_params()
-    config = make_config(params, epochs=1, device=device)
+    params = ClusterFitTransformer(batch_size=batch, precision=precision).get_params()
+    config = make_config(
+        params, epochs=1, device=device, image_shape=(images.shape[3], *images.shape[1:3])
+    )
     train(
         network,
         ArrayImages(images, (0.0, 255.0)),
@@ -96,21 +101,23 @@ def _step(network, optimizer, scheduler, x, y, device, dtype):
     scheduler.step()
 
 
-def bare_epoch(network, images, targets, seed, device, dtype=None, layout=torch.channels_last):
+def bare_epoch(
+    network, images, targets, seed, device, dtype=None, batch=BATCH, layout=torch.channels_last
+):
     """One epoch of a plain loop: shuffle, convert, augment (the package's), step."""
     generator = torch.Generator().manual_seed(seed)
     network.to(device, memory_format=layout).train()
-    optimizer, scheduler = _optimiser(network, math.ceil(len(images) / BATCH))
+    optimizer, scheduler = _optimiser(network, math.ceil(len(images) / batch))
     labels = torch.as_tensor(targets)
     order = torch.randperm(len(images), generator=generator).numpy()
-    for start in range(0, len(order), BATCH):
-        idx = order[start : start + BATCH]
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
         x = torch.from_numpy(images[idx].astype(np.float32) / 255).permute(0, 3, 1, 2)
         x = augment(to_device(x, device), "strong", generator).contiguous(memory_format=layout)
         _step(network, optimizer, scheduler, x, to_device(labels[idx], device), device, dtype)
 
 
-def resident_epoch(network, images, targets, seed, device, dtype=None):
+def resident_epoch(network, images, targets, seed, device, dtype=None, batch=BATCH):
     """One epoch of a loop written for the GPU: data moved to the device once.
 
     The uint8 images, the labels and the epoch's order are copied to the
@@ -119,12 +126,12 @@ def resident_epoch(network, images, targets, seed, device, dtype=None):
     """
     generator = torch.Generator().manual_seed(seed)
     network.to(device, memory_format=torch.channels_last).train()
-    optimizer, scheduler = _optimiser(network, math.ceil(len(images) / BATCH))
+    optimizer, scheduler = _optimiser(network, math.ceil(len(images) / batch))
     held = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     labels = torch.as_tensor(targets).to(device)
     order = torch.randperm(len(images), generator=generator).to(device)
-    for start in range(0, len(order), BATCH):
-        idx = order[start : start + BATCH]
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
         x = held.index_select(0, idx).to(torch.float32).mul_(1.0 / 255.0).permute(0, 3, 1, 2)
         x = augment(x, "strong", generator).contiguous(memory_format=torch.channels_last)
         _step(network, optimizer, scheduler, x, labels[idx], device, dtype)
@@ -155,11 +162,11 @@ class _TorchvisionImages(torch.utils.data.Dataset):
         return self.transform(np.array(self.images[index])), int(self.targets[index])
 
 
-def user_epoch(network, images, targets, seed, device, dtype=None):
+def user_epoch(network, images, targets, seed, device, dtype=None, batch=BATCH):
     """One epoch as a user writes it without the package: Dataset, transforms, DataLoader."""
     torch.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
-        _TorchvisionImages(images, targets), batch_size=BATCH, shuffle=True
+        _TorchvisionImages(images, targets), batch_size=batch, shuffle=True
     )
     network.to(device, memory_format=torch.channels_last).train()
     optimizer, scheduler = _optimiser(network, len(loader))
@@ -168,12 +175,12 @@ def user_epoch(network, images, targets, seed, device, dtype=None):
         _step(network, optimizer, scheduler, x, y.to(device), device, dtype)
 
 
-def bare_inference(network, images, device):
+def bare_inference(network, images, device, batch=BATCH):
     network.to(device).eval()
     out = []
     with torch.inference_mode():
-        for start in range(0, len(images), BATCH):
-            x = torch.from_numpy(images[start : start + BATCH].astype(np.float32) / 255)
+        for start in range(0, len(images), batch):
+            x = torch.from_numpy(images[start : start + batch].astype(np.float32) / 255)
             x = x.permute(0, 3, 1, 2).to(device).contiguous(memory_format=torch.channels_last)
             out.append(network.features(x).float().cpu().numpy())
     return np.concatenate(out)
@@ -208,7 +215,7 @@ def alternating_rounds(sides: dict, n: int, rounds: int, device) -> dict:
     return speeds
 
 
-def training_sides(images, targets, device) -> dict:
+def training_sides(images, targets, device, batch: int) -> dict:
     """Side name -> function of the round running one epoch on a fresh network."""
     stats = ([0.286], [0.353])
 
@@ -218,7 +225,7 @@ def training_sides(images, targets, device) -> dict:
             return build_network("cnn", (1, 28, 28), 100, *stats)
 
     def side(epoch, **options):
-        return lambda r: epoch(fresh(), images, targets, r, device, **options)
+        return lambda r: epoch(fresh(), images, targets, r, device, batch=batch, **options)
 
     return {
         "package": side(package_epoch),
@@ -266,7 +273,7 @@ def resnet_step_speeds(n: int, side: int, rounds: int, device: torch.device) -> 
     }
 
 
-def inference_sides(images, device) -> tuple[dict, ClusterFitTransformer]:
+def inference_sides(images, device, batch: int) -> tuple[dict, ClusterFitTransformer]:
     n = len(images)
     flat = images.reshape(n, -1)
     cf = ClusterFitTransformer(
@@ -274,6 +281,7 @@ def inference_sides(images, device) -> tuple[dict, ClusterFitTransformer]:
         max_epochs=1,
         extractor_epochs=1,
         feature_stages=1,  # what the bare loop computes: the pooled last stage
+        batch_size=batch,
         random_state=0,
         device=str(device),
     ).fit(flat[:1000])
@@ -281,12 +289,12 @@ def inference_sides(images, device) -> tuple[dict, ClusterFitTransformer]:
     # may pick other convolution algorithms (and TF32) for other batch shapes.
     np.testing.assert_allclose(
         cf.transform(flat[:256]),
-        bare_inference(cf.network_, images[:256], device),
+        bare_inference(cf.network_, images[:256], device, batch),
         atol=1e-4 if device.type == "cpu" else 1e-2,
     )
     sides = {
         "package": lambda r: cf.transform(flat),
-        "bare": lambda r: bare_inference(cf.network_, images, device),
+        "bare": lambda r: bare_inference(cf.network_, images, device, batch),
     }
     return sides, cf
 
@@ -309,17 +317,18 @@ def recorded_ratios(speeds: dict, comparisons: list) -> list[tuple]:
     ]
 
 
-def measure(n: int, rounds: int, device: torch.device) -> dict:
-    """Training and inference speeds of every side, for the record."""
+def measure(n: int, rounds: int, device: torch.device, batch: int = BATCH) -> dict:
+    """Training and inference speeds of every side at ``batch`` images a step, for the record."""
     images = load_fashion_mnist("train").images[:n, :, :, None]
     targets = np.random.RandomState(0).randint(0, 100, n)
-    training = alternating_rounds(training_sides(images, targets, device), n, rounds, device)
-    sides, _ = inference_sides(images, device)
+    sides = training_sides(images, targets, device, batch)
+    training = alternating_rounds(sides, n, rounds, device)
+    sides, _ = inference_sides(images, device, batch)
     inference = alternating_rounds(sides, n, rounds, device)
     return {
         "n_images": n,
         "rounds": rounds,
-        "batch_size": BATCH,
+        "batch_size": batch,
         "device": str(device),
         "training_images_per_second": training,
         "inference_images_per_second": inference,
@@ -331,8 +340,14 @@ def main():
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     args = parser.parse_args()
     n, rounds = (2_000, 2) if args.quick else (10_000 if args.device == "cpu" else 30_000, 5)
+    device = torch.device(args.device)
     stem = "perf_training" if args.device == "cpu" else f"perf_training_{args.device}"
-    common.save(stem, args.quick, measure(n, rounds, torch.device(args.device)), markdown)
+    common.save(stem, args.quick, measure(n, rounds, device, auto_batch(device)), markdown)
+
+
+def auto_batch(device: torch.device) -> int:
+    """Images a step that ``batch_size="auto"`` takes for 28x28 grey images on ``device``."""
+    return resolve_batch("auto", 0.05, device, (1, 28, 28))[0]
 
 
 # Ratios reported, each against its baseline: (side, baseline, target).

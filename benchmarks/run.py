@@ -59,6 +59,8 @@ STUDIES = {
     "strong_npre_networks": ("bench_strong_npre_networks.py",),
     "large_images": ("bench_large_images.py",),
     "fashion_10k": ("bench_fashion_10k.py",),
+    "batch_size": ("bench_batch_size.py",),
+    "batch_size_10k": ("bench_batch_size.py", "--fashion-10k"),
 }
 
 

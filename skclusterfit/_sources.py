@@ -1,8 +1,9 @@
 """Image sources: what every stage reads images from.
 
 An image source gives random access to batches of float32 tensors in
-``(N, C, H, W)`` layout with values scaled to ``[0, 1]``, through one
-interface: ``len``, ``shape`` (C, H, W), ``iter_batches(batch_size, order)``,
+``(N, C, H, W)`` layout with values scaled to ``[0, 1]``, on the device that
+computes with them, through one interface: ``len``, ``shape`` (C, H, W),
+``iter_batches(batch_size, order, device)``,
 ``channel_stats()``, ``update_digest(digest)`` (for checkpoint
 fingerprints) and ``on_device(device)``, the source to read on a device. Three
 kinds exist:
@@ -15,6 +16,9 @@ kinds exist:
   for training and inference on CUDA);
 - :class:`StreamedImages`: image files or a torch Dataset, decoded one batch
   at a time by a DataLoader, so they are never all in memory.
+
+8-bit images stay uint8 until they reach the computing device, a quarter of
+the bytes of float32 to copy there, and are scaled to [0, 1] on it.
 
 Sources are built, and their inputs validated, by ``_inputs``; an image file
 that cannot be decoded is found only when it is read, and reported here.
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ._compat import warn
+from ._devices import to_device
 
 CHANNEL_COUNTS = (1, 3, 4)
 
@@ -38,7 +43,8 @@ class ImageSource:
     """What every image source shares: batching, layout and streamed statistics.
 
     A subclass gives ``__len__``, ``shape`` and ``_read(chunks)``, which yields
-    one float32 ``(N, H, W, C)`` tensor in [0, 1] per chunk of indices.
+    one ``(N, H, W, C)`` tensor per chunk of indices: uint8 (0-255), or
+    float32 in [0, 1].
     """
 
     def __len__(self) -> int:
@@ -53,18 +59,32 @@ class ImageSource:
         raise NotImplementedError
 
     def iter_batches(
-        self, batch_size: int, order: np.ndarray | None = None
+        self, batch_size: int, order: np.ndarray | None = None, device: torch.device | None = None
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Yield ``(indices, images)`` over ``order`` (default: all, in order).
 
-        ``images`` is a float32 tensor (N, C, H, W) scaled to [0, 1].
+        ``images`` is a float32 tensor (N, C, H, W) scaled to [0, 1], on
+        ``device`` (None: where the source reads them). 8-bit images are
+        scaled there, after the copy.
+        """
+        for indices, images in self.iter_read(batch_size, order):
+            if device is not None:
+                images = to_device(images, device)
+            # NHWC memory seen as NCHW is channels_last, the layout conv kernels prefer.
+            yield indices, _scaled(images).permute(0, 3, 1, 2)
+
+    def iter_read(
+        self, batch_size: int, order: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Yield ``(indices, images)`` as read, before any copy to a device.
+
+        ``images`` is an (N, H, W, C) tensor, uint8 (0-255) for 8-bit
+        images, else float32 in [0, 1]: all the work a GPU waits for.
         """
         if order is None:
             order = np.arange(len(self))
         chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        for indices, images in zip(chunks, self._read(chunks), strict=True):
-            # NHWC memory seen as NCHW is channels_last, the layout conv kernels prefer.
-            yield indices, images.permute(0, 3, 1, 2)
+        yield from zip(chunks, self._read(chunks), strict=True)
 
     def on_device(self, device: torch.device) -> ImageSource:
         """The source to read on ``device``: this one, but for arrays a GPU can hold."""
@@ -110,18 +130,15 @@ class ArrayImages(ImageSource):
 
     def _read(self, chunks: list[np.ndarray]) -> Iterator[torch.Tensor]:
         for indices in chunks:
-            # uint8 is exact in float32; other dtypes are scaled in float64, one
-            # batch at a time, so that any finite values, however large, map
-            # into [0, 1].
-            if self.images.dtype == np.uint8:
-                chunk = np.ascontiguousarray(self.images[indices], dtype=np.float32)
-                chunk *= 1.0 / 255.0
-            else:
-                chunk = np.asarray(self.images[indices], dtype=np.float64)
-                # Halves keep the range finite even for data spanning the float64 range.
-                chunk = (chunk * 0.5 - self.low * 0.5) / (self.high * 0.5 - self.low * 0.5)
-                chunk = np.ascontiguousarray(chunk, dtype=np.float32)
-            yield torch.from_numpy(chunk)
+            if self.images.dtype == np.uint8:  # scaled by iter_batches
+                yield torch.from_numpy(np.ascontiguousarray(self.images[indices]))
+                continue
+            # Other dtypes are scaled in float64, one batch at a time, so that
+            # any finite values, however large, map into [0, 1]. Halves keep
+            # the range finite even for data spanning the float64 range.
+            chunk = np.asarray(self.images[indices], dtype=np.float64)
+            chunk = (chunk * 0.5 - self.low * 0.5) / (self.high * 0.5 - self.low * 0.5)
+            yield torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
 
     def update_digest(self, digest) -> None:
         """Feed the images to ``digest`` (a hashlib object), one image at a time."""
@@ -153,7 +170,8 @@ class DeviceImages(ImageSource):
     Each batch is gathered and scaled on the tensor's device, so that training
     on a GPU does no host-side work and no copy per step: one copy of the
     images per stage, one of each epoch's order. Batches equal
-    :class:`ArrayImages`' of the same images, bit for bit.
+    :class:`ArrayImages`' of the same images, bit for bit (the same uint8
+    values, scaled by :func:`_scaled`).
 
     Parameters
     ----------
@@ -179,8 +197,7 @@ class DeviceImages(ImageSource):
         order = np.concatenate(chunks).astype(np.int64, copy=False)
         on_device = torch.from_numpy(order).to(self.images.device)
         for indices in on_device.split([len(chunk) for chunk in chunks]):
-            # As ArrayImages: float32, times float32(1/255).
-            yield self.images.index_select(0, indices).to(torch.float32).mul_(1.0 / 255.0)
+            yield self.images.index_select(0, indices)
 
     def update_digest(self, digest) -> None:
         self.parent.update_digest(digest)
@@ -293,7 +310,8 @@ def _to_pixels(
     if isinstance(item, Image.Image) and item.mode.startswith(("I", "F")):
         item = _wide_to_float(item, where)
     elif isinstance(item, Image.Image):
-        item = np.array(item.convert("L" if channels == 1 else "RGB"))
+        mode = "L" if channels == 1 else "RGB"
+        item = np.array(item if item.mode == mode else item.convert(mode))  # convert copies
     array = _as_hwc(item, where)
     as_read = as_read or array.shape[:2]
     as_read = (int(as_read[0]), int(as_read[1]))
@@ -450,7 +468,7 @@ class StreamedImages(ImageSource):
             if self.unwarned and resized.any():
                 first = int(resized.int().argmax())
                 self._warn_of_resizing(indices[first], tuple(sizes[first].tolist()))
-            yield _scaled(images)
+            yield images
 
     def _warn_of_resizing(self, index: int, own_size: tuple[int, int]) -> None:
         self.unwarned = False

@@ -14,7 +14,7 @@ import contextlib
 
 from . import _clustering, _networks
 from ._clustering import _choose, _faiss_kmeans, _sklearn_model
-from ._devices import _FLOAT32_PARTS, autocast, native_bfloat16, to_device
+from ._devices import _FLOAT32_PARTS, autocast, native_bfloat16, resolve_batch, to_device
 from ._inputs import check_images
 from ._networks import build_network
 from ._sources import ArrayImages
@@ -42,6 +42,7 @@ __all__ = [
     "native_bfloat16",
     "observing_clustering",
     "probe_label",
+    "resolve_batch",
     "stem_side",
     "to_device",
     "train",

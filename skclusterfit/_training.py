@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _distributed as distributed
-from ._devices import autocast, float32_part, resolve_precision, to_device
+from ._devices import autocast, float32_part, resolve_batch, resolve_precision, to_device
 from ._reporting import Reporter
 from ._targets import Targets
 
@@ -53,12 +53,25 @@ class TrainConfig:
     autocast_dtype: torch.dtype | None = None
 
 
-def make_config(params: dict, *, epochs: int, device: torch.device) -> TrainConfig:
-    """The training settings in an estimator's parameters (``get_params()``)."""
+def make_config(
+    params: dict,
+    *,
+    epochs: int,
+    device: torch.device,
+    image_shape: tuple[int, int, int] | None = None,
+) -> TrainConfig:
+    """The training settings in an estimator's parameters (``get_params()``).
+
+    ``image_shape`` (C, H, W) is needed only where ``batch_size`` is "auto",
+    which is resolved for those images on ``device``.
+    """
+    batch_size, learning_rate = resolve_batch(
+        params["batch_size"], params["learning_rate"], device, image_shape
+    )
     return TrainConfig(
         epochs=epochs,
-        batch_size=params["batch_size"],
-        learning_rate=params["learning_rate"],
+        batch_size=batch_size,
+        learning_rate=learning_rate,
         lr_schedule=params["lr_schedule"],
         weight_decay=params["weight_decay"],
         augmentation=params["augmentation"],
@@ -267,10 +280,10 @@ def train_one_epoch(
     loss_sum = torch.zeros((), dtype=wide, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    for indices, images in source.iter_batches(batch_size, order):
+    for indices, images in source.iter_batches(batch_size, order, device):
         if len(indices) < 2:  # batch norm needs two samples
             continue
-        images = augment(to_device(images, device), config.augmentation, augmenter)
+        images = augment(images, config.augmentation, augmenter)
         inputs, batch_targets = targets.batch(indices, images, augmenter)
         inputs = inputs.contiguous(memory_format=CHANNELS_LAST)
         with autocast(device, config.autocast_dtype):
@@ -347,8 +360,8 @@ def infer(
     reporter = reporter or Reporter()
     progress = reporter.progress("embedding", total=len(order), unit="image")
     with torch.inference_mode(), progress:
-        for indices, images in source.iter_batches(batch_size, order):
-            images = to_device(images, device).contiguous(memory_format=CHANNELS_LAST)
+        for indices, images in source.iter_batches(batch_size, order, device):
+            images = images.contiguous(memory_format=CHANNELS_LAST)
             outputs = module(images).flatten(1)
             if out is None:
                 shape = (len(order), outputs.shape[1])

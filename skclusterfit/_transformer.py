@@ -22,7 +22,7 @@ from . import _distributed as distributed
 from . import _persistence
 from ._checkpoints import holding, stage_cache
 from ._clustering import CLUSTERERS, embed_and_cluster
-from ._devices import PRECISIONS, resolve_device, seeded, torch_threads
+from ._devices import PRECISIONS, resolve_batch, resolve_device, seeded, torch_threads
 from ._extractors import fit_extractor, pretext_outputs
 from ._inputs import check_fit_inputs, check_images, cluster_counts
 from ._networks import (
@@ -102,11 +102,13 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     balanced_sampling : bool, default=False
         Draw training images uniformly over clusters (classes, for
         ``"supervised"``), as DeepCluster does, instead of over images.
-    batch_size : int, default=128
+    batch_size : int or "auto", default="auto"
         Images per training step and per inference batch (per process under
-        ``torch.distributed``).
+        ``torch.distributed``). ``"auto"``: 128, or 256 on a GPU for small
+        images with ``learning_rate`` scaled alike (see :ref:`batch-size`).
     learning_rate : float, default=0.05
-        Peak learning rate of SGD with Nesterov momentum 0.9.
+        Peak learning rate of SGD with Nesterov momentum 0.9 (for 128 images
+        a step, under ``batch_size="auto"``).
     lr_schedule : {"cosine", "constant"}, default="cosine"
         ``"cosine"``: one epoch of linear warm-up, then cosine decay to zero.
     weight_decay : float, default=5e-4
@@ -230,7 +232,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "architecture": [str, callable],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "balanced_sampling": ["boolean"],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"cosine", "constant"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -267,7 +269,7 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         architecture="auto",
         max_epochs=20,
         balanced_sampling=False,
-        batch_size=128,
+        batch_size="auto",
         learning_rate=0.05,
         lr_schedule="cosine",
         weight_decay=5e-4,
@@ -351,10 +353,8 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # process group start from rank 0's (random_state=None draws others on each).
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         seeds = [int(seed) for seed in distributed.broadcast(seeds)]
-        architecture = resolve_architecture(self.architecture, source.shape, device)
-        counts = cluster_counts(self.n_clusters)
-        # The parameters as the stages see them: "auto" resolved, n_clusters a list.
-        params = {**self.get_params(deep=False), "architecture": architecture, "n_clusters": counts}
+        params = _stage_params(self.get_params(deep=False), source.shape, device)
+        architecture = params["architecture"]
         pretext = pretext_outputs(self.extractor, source, labels, self.rotations_per_image)
         reporter = Reporter(self.verbose)
         with _FITTING, torch_threads(self.n_jobs):
@@ -481,10 +481,10 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _infer(self, X, module) -> np.ndarray:
         """Outputs of ``module`` on the images ``X``, checked against the fitted layout."""
         source = check_images(self, X, reset=False)
+        device = resolve_device(self.device)
+        batch_size, _ = resolve_batch(self.batch_size, self.learning_rate, device, self._chw)
         with torch_threads(self.n_jobs):
-            return infer(
-                module, source, batch_size=self.batch_size, device=resolve_device(self.device)
-            )
+            return infer(module, source, batch_size=batch_size, device=device)
 
     def save(self, path) -> None:
         """Save the fitted transformer to ``path`` in a format safe to load.
@@ -521,6 +521,22 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def __getstate__(self):
         return picklable(super().__getstate__())
+
+
+def _stage_params(params: dict, image_shape: tuple[int, int, int], device: torch.device) -> dict:
+    """An estimator's parameters as the stages see them: ``architecture``,
+    ``batch_size`` and ``learning_rate`` as "auto" resolves them for images of
+    ``image_shape`` (C, H, W) on ``device``, ``n_clusters`` a list."""
+    batch_size, rate = resolve_batch(
+        params["batch_size"], params["learning_rate"], device, image_shape
+    )
+    return {
+        **params,
+        "architecture": resolve_architecture(params["architecture"], image_shape, device),
+        "batch_size": batch_size,
+        "learning_rate": rate,
+        "n_clusters": cluster_counts(params["n_clusters"]),
+    }
 
 
 def load(path) -> ClusterFitTransformer:

@@ -139,3 +139,18 @@ def test_fits_in_processes_sharing_the_folder_end_as_they_would_alone(digits, ti
         np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), expected)
     assert len(list((tmp_path / "cache").glob("rotnet-*.pt"))) == 1
     assert not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+def test_stages_are_keyed_by_the_batch_size_auto_resolves_to(
+    small_digits, tiny, tmp_path, monkeypatch
+):
+    # On the CPU "auto" trains with 128 images a step, so it reuses every stage
+    # of a fit with batch_size=128, and none of a fit with another size.
+    X, _ = small_digits
+    params = {**tiny, "n_jobs": 1, "checkpoint_dir": tmp_path}
+    ClusterFitTransformer(**{**params, "batch_size": 128}).fit(X)
+    saves = _count_saves(monkeypatch)
+    ClusterFitTransformer(**{**params, "batch_size": "auto"}).fit(X)
+    assert saves == {}
+    ClusterFitTransformer(**{**params, "batch_size": 64}).fit(X)
+    assert saves == {"rotnet": 1, "embeddings": 1, "clustering": 1, "clusterfit": 1}

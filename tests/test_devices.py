@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._devices import native_bfloat16, resolve_device, resolve_precision
+from skclusterfit._devices import native_bfloat16, resolve_batch, resolve_device, resolve_precision
 
 
 def test_auto_device_is_cuda_only_where_available():
@@ -63,3 +63,27 @@ def test_bfloat16_only_in_the_training_forward_pass(small_digits, tiny):
         expected = cf.network_.features(images).numpy()
     features = cf.set_params(feature_stages=1).transform(X[:16])
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("device", "side", "batch"),
+    [("cpu", 8, 128), ("cpu", 96, 128), ("cuda", 8, 256), ("cuda", 28, 256), ("cuda", 32, 256)]
+    + [("cuda", 33, 128), ("cuda", 224, 128)],
+)
+def test_auto_batch_grows_on_gpus_for_small_images_and_scales_the_rate(device, side, batch):
+    # 256 images of at most 32x32 pixels a step on a GPU; the rate in proportion.
+    found = resolve_batch("auto", 0.05, torch.device(device), (3, side, side))
+    assert found == (batch, pytest.approx(0.05 * batch / 128))
+
+
+def test_an_int_batch_keeps_the_learning_rate_as_given():
+    assert resolve_batch(200, 0.3, torch.device("cuda"), (1, 28, 28)) == (200, 0.3)
+
+
+def test_auto_batch_fits_on_the_cpu_as_128_images_a_step(small_digits, tiny):
+    X, _ = small_digits
+    params = {**tiny, "n_clusters": 3, "batch_size": "auto"}
+    auto = ClusterFitTransformer(**params).fit(X)
+    explicit = ClusterFitTransformer(**{**params, "batch_size": 128}).fit(X)
+    np.testing.assert_array_equal(auto.transform(X), explicit.transform(X))
+    assert auto.get_params()["batch_size"] == "auto"

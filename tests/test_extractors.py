@@ -161,7 +161,7 @@ def test_extractor_is_probed_on_the_fit_device(small_digits, extractor):
         labels=None,
         architecture="auto",
         stats=source.channel_stats(),
-        config=make_config(model.get_params(), epochs=1, device=meta),
+        config=make_config(model.get_params(), epochs=1, device=meta, image_shape=source.shape),
         generator=torch.Generator(),
     )
     assert n_features == 16 and history == []

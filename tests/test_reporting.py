@@ -86,7 +86,9 @@ def _training_run(reporter, network, epochs=2, checkpoints=None):
         network,
         ArrayImages(images, (0.0, 1.0)),
         ClassIds(np.arange(40) % 2),
-        config=make_config(params, epochs=epochs, device=torch.device("cpu")),
+        config=make_config(
+            params, epochs=epochs, device=torch.device("cpu"), image_shape=(1, 8, 8)
+        ),
         generator=torch.Generator().manual_seed(0),
         stage="clusterfit",
         checkpoints=checkpoints,

@@ -24,7 +24,7 @@ def test_soft_targets_are_learned(small_digits):
         network,
         source,
         ClassProbabilities(soft),
-        config=make_config(params, epochs=8, device=torch.device("cpu")),
+        config=make_config(params, epochs=8, device=torch.device("cpu"), image_shape=source.shape),
         generator=torch.Generator().manual_seed(0),
         stage="distillation",
     )
@@ -69,7 +69,9 @@ def test_training_from_images_held_on_the_device_repeats_training_from_the_array
             network,
             source,
             ClassIds(y[:150], accuracy_of="label"),
-            config=make_config(params, epochs=2, device=torch.device("cpu")),
+            config=make_config(
+                params, epochs=2, device=torch.device("cpu"), image_shape=source.shape
+            ),
             generator=torch.Generator().manual_seed(0),
             stage="supervised",
         )
@@ -77,3 +79,23 @@ def test_training_from_images_held_on_the_device_repeats_training_from_the_array
         runs.append(([(h["loss"], h["accuracy"]) for h in history], features))
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_8_bit_batches_reach_the_device_as_uint8_and_are_scaled_there(monkeypatch, digits):
+    # A quarter of the bytes of float32 cross to a GPU; the scaling runs there,
+    # with the arithmetic of every other path.
+    from skclusterfit import _sources
+
+    moved = []
+    real = _sources.to_device
+    monkeypatch.setattr(_sources, "to_device", lambda t, d: moved.append(t.dtype) or real(t, d))
+    images = (digits[0][:20] * 15).astype(np.uint8).reshape(-1, 8, 8, 1)
+    arrays = _sources.ArrayImages(images, (0.0, 255.0))
+    dataset = _sources.StreamedImages(_sources.Decoder(list(images), "dataset", (8, 8), 1), None, 0)
+    expected = torch.from_numpy(
+        images.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
+    )
+    for source in (arrays, dataset):
+        _, batch = next(source.iter_batches(20, device=torch.device("cpu")))
+        torch.testing.assert_close(batch, expected, rtol=0, atol=0)
+    assert moved == [torch.uint8, torch.uint8]

@@ -61,7 +61,8 @@ def read_images(estimator, X, indices=None) -> np.ndarray:
     """
     source = check_images(estimator, X, reset=False)
     order = None if indices is None else np.asarray(indices, dtype=np.int64)
-    batches = [images.numpy() for _, images in source.iter_batches(estimator.batch_size, order)]
+    # Reading only: any batch size gives the same images.
+    batches = [images.numpy() for _, images in source.iter_batches(256, order)]
     if not batches:
         return np.zeros((0, *source.shape), dtype=np.float32)
     return np.concatenate(batches)
