@@ -248,10 +248,10 @@ def torchrun(quick: bool) -> dict:
 def sections(quick: bool) -> list:
     """(name, estimated seconds on an H100, function) in the order they run.
 
-    The issue's targets come first, so that a run cut short by the budget
-    still has them: the 10,000- and 60,000-image fits, the colour fit, the
-    loop and ResNet-18 throughput, then the quality of the GPU's batch size
-    over three seeds; the other checks after.
+    The figures with a target come first, so that a run cut short by the
+    budget still has them: the 10,000- and 60,000-image fits, the colour fit,
+    the loop and ResNet-18 throughput, then the quality of the GPU's batch
+    size over three seeds; the other checks after.
     """
     fit_epochs = {"extractor_epochs": 1, "max_epochs": 1} if quick else {}
     small, large = (1_000, 2_000) if quick else (10_000, 60_000)
