@@ -81,6 +81,7 @@ def write_all(out: Path, results: Path = RESULTS) -> None:
     (out / "results_clustering.rst").write_text(_table(rows, clustering))
 
     _loop_tables(out, load)
+    _compile_table(out, load)
     _gpu_tables(out, load)
 
     fits = load("features_default_fit")
@@ -245,6 +246,41 @@ def _loop_tables(out, load):
                 )
             )
     (out / "results_loop_ratios.rst").write_text(_table(rows, loop))
+
+
+def _compile_table(out, load):
+    """Eager against compiled training and inference (perf_compile.py)."""
+    record = load("perf_compile")
+    rows = [("stage", "side", "first epoch (s)", "images/s", "vs eager", "break-even")]
+    found = record["training"]
+    for side, speeds in found["images_per_second"].items():
+        eager = found["images_per_second"][f"eager, {side.rsplit(', ', 1)[1]}"]
+        even = found["break_even_images"].get(side, "")
+        rows.append(
+            (
+                "training",
+                side,
+                f"{found['first_epoch_seconds'][side]:.1f}",
+                f"{statistics.median(speeds):.0f} ({min(speeds):.0f}-{max(speeds):.0f})",
+                f"{statistics.median(speeds) / statistics.median(eager):.2f}",
+                "" if even == "" else ("never" if even is None else f"{even:,.0f} images"),
+            )
+        )
+    found = record["inference"]
+    eager = statistics.median(found["images_per_second"]["eager"])
+    for side, speeds in found["images_per_second"].items():
+        first = found["first_pass_seconds"].get(side)
+        rows.append(
+            (
+                "inference",
+                side,
+                "" if first is None else f"{first:.1f}",
+                f"{statistics.median(speeds):.0f} ({min(speeds):.0f}-{max(speeds):.0f})",
+                f"{statistics.median(speeds) / eager:.2f}",
+                "",
+            )
+        )
+    (out / "results_compile.rst").write_text(_table(rows, record))
 
 
 def _spread(values, form: str = ".3f"):

@@ -22,7 +22,10 @@ skipped and recorded as skipped):
    on a GPU, the learning rate scaled): the fit of 2 at "auto" and at 128,
    three seeds each (``bench_batch_size.py --fashion-10k`` on the CPU);
    then JPEG photos read at 224x224 for the GPU with DataLoader workers,
-   against decode alone in as many workers (``perf_decode.py``'s path);
+   against decode alone in as many workers (``perf_decode.py``'s path); then
+   whether ``torch.compile`` and CUDA graphs pay (``perf_compile.py`` on
+   CUDA: training steps eager, compiled and replayed as CUDA graphs, their
+   compilation time, and inference);
 8. ``torchrun --nproc_per_node=1`` with NCCL running
    ``examples/torchrun_clusterfit.py``, and the saved model loaded;
 9. the fit of 2 with ``precision="float32"`` (the default, ``"auto"``, is
@@ -61,6 +64,7 @@ from pathlib import Path
 
 import _common as common
 import numpy as np
+import perf_compile
 import torch
 from bench_colour import colourise
 from perf_decode import decode_in_workers, package_reads, photo_rate, write_photos
@@ -177,22 +181,27 @@ def batch_quality(n: int, seeds: list, epochs: dict) -> dict:
 def photos_224(n_files: int) -> dict:
     """JPEG photos read for a GPU at 224x224 colour with DataLoader workers.
 
-    ``perf_decode.py``'s photos and path (uint8 batches as they leave the
-    host), with one worker per core but one, at most 8, against PIL decode
-    alone in as many workers: what ResNet-18 at 224 px (``resnet18_224``)
-    would wait for, reading from files.
+    ``perf_decode.py``'s photos and path as a fit on the GPU reads them (up to
+    the batches resized and scaled on the GPU), with one worker per core but
+    one, at most 8, against PIL decode alone in as many workers: what
+    ResNet-18 at 224 px (``resnet18_224``) would wait for, reading from files.
+    For comparison, uint8 batches resized by the workers instead.
     """
     workers = max(1, min(8, (os.cpu_count() or 2) - 1))
     with tempfile.TemporaryDirectory() as folder:
         paths = write_photos(Path(folder), n_files)
         alone = photo_rate(lambda: decode_in_workers(paths, workers), n_files, 2)
-        package = photo_rate(package_reads(paths, 224, 3, workers, for_gpu=True), n_files, 2)
+        package, on_host = (
+            photo_rate(package_reads(paths, 224, 3, workers, way=way), n_files, 2)
+            for way in (", for a GPU", ", uint8 resized on the host")
+        )
     return {
         "n_files": n_files,
         "workers": workers,
         "decode_alone_per_second": alone,
         "package_for_gpu_per_second": package,
         "package / decode alone": package / alone,
+        "resized_by_the_workers_per_second": on_host,
     }
 
 
@@ -211,6 +220,11 @@ def throughput(n: int, rounds: int) -> dict:
         )
     }
     return record
+
+
+def compile_speeds(n: int, rounds: int, both_precisions: bool) -> dict:
+    """``perf_compile.py`` on the device: eager against ``torch.compile`` and CUDA graphs."""
+    return perf_compile.measure(n, rounds, _device(), both_precisions)
 
 
 def torchrun(quick: bool) -> dict:
@@ -274,6 +288,12 @@ def sections(quick: bool) -> list:
         ),
         ("batch_quality", 150, lambda: batch_quality(small, seeds, fit_epochs)),
         ("photos_224", 30, lambda: photos_224(64 if quick else 800)),
+        # Whether torch.compile (and CUDA graphs) pay: compiled once each, so slow.
+        (
+            "compile",
+            150,
+            lambda: compile_speeds(*((500, 1, False) if quick else (10_000, 3, True))),
+        ),
         ("torchrun_nccl", 30, lambda: torchrun(quick)),
         (
             f"fit_{small}_float32",
@@ -401,8 +421,18 @@ def _summary(sections: dict) -> list[str]:
             "",
             f"JPEG photos read for the GPU at 224x224 colour, {photos['workers']} workers: "
             f"{photos['package_for_gpu_per_second']:.0f}/s, "
-            f"{photos['package / decode alone']:.2f} of PIL decode alone in as many workers.",
+            f"{photos['package / decode alone']:.2f} of PIL decode alone in as many workers"
+            + (
+                f"; resized by the workers instead: "
+                f"{photos['resized_by_the_workers_per_second']:.0f}/s."
+                if "resized_by_the_workers_per_second" in photos
+                else "."
+            ),
         ]
+    if "training" in sections.get("compile", {}):
+        lines += ["", "## torch.compile", ""] + perf_compile.markdown_tables(
+            sections["compile"], "###"
+        )
     lines += ["", "## Other checks", ""]
     for name in ("cuda_tests", "torchrun_nccl"):
         result = sections.get(name, {})

@@ -1,4 +1,4 @@
-"""Photos from files: images per second of the package's reading path against decode alone.
+"""Image files: images per second of the package's reading path against decode alone.
 
 A fit or transform on image files reads every image once per epoch: open,
 decode, convert (grey or RGB), resize to the fitted size, scale to [0, 1] and
@@ -15,16 +15,23 @@ written as JPEG files at quality 90. Measured, in images per second, best of
   ``decode_jpeg(read_file(path))`` (both libjpeg-turbo), in one process;
 - the package's path at 224x224 colour, 96x96 colour and 96x96 grey, read
   from the source ``transform`` builds from the paths for a model fitted at
-  that size (``fit`` builds the same one), in batches of 256, two ways: as a
-  fit on the CPU reads them (``iter_batches``: float32 in [0, 1] on the
-  host), and as they leave the host for a GPU (``iter_read``: uint8, scaled
-  on the device after the copy), the part of the reading a GPU waits for;
+  that size (``fit`` builds the same one), in batches of 256, three ways: as
+  a fit on the CPU reads them (``iter_batches``: float32 in [0, 1] on the
+  host); as they leave the host for a GPU (the source's ``on_device``: uint8,
+  images larger than the size shrunk on the host, smaller ones packed as they
+  are, to be enlarged and scaled on the device), the part of the reading a
+  GPU waits for; and uint8 batches resized on the host whatever their size
+  (what left the host for a GPU before the GPU enlarged images);
 - the first way again decoding every photo at full size (as before the
   draft mode);
-- both ways with ``num_workers=2`` DataLoader worker processes, against PIL
+- every way with ``num_workers=2`` DataLoader worker processes, against PIL
   decode alone in two worker processes;
+- small files enlarged: the first ``--n-files`` Fashion-MNIST training images
+  as 28x28 PNG files, read at 96x96 grey the three ways, in one process and
+  in two workers, against PIL decode alone;
 - at 224 px, where the draft mode saves nothing, the time of each part of the
-  reading (decode, array, resize, layout, batch, scaling), one after another.
+  reading on the host (decode, array, resize, layout, batch, scaling), one
+  after another.
 
 Target: the package's path at least 0.9 times as fast as decode alone with
 the same number of processes (resizing, conversion and batching cost at most
@@ -53,10 +60,13 @@ from torchvision.io import decode_jpeg, read_file
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._testing import check_images
+from skclusterfit.datasets import load_fashion_mnist
 
 CROP = (384, 576)
 # (arm, image size, channels).
 TARGETS = (("224x224 colour", 224, 3), ("96x96 colour", 96, 3), ("96x96 grey", 96, 1))
+# The ways of reading (package_reads).
+WAYS = ("", ", for a GPU", ", uint8 resized on the host")
 
 
 def write_photos(folder: Path, n_files: int, seed: int = 0) -> list[str]:
@@ -124,25 +134,41 @@ def decode_in_workers(paths, workers: int):
         pass
 
 
-def package_reads(
-    paths, side: int, channels: int, workers: int, draft: bool = True, for_gpu: bool = False
-):
+def package_reads(paths, side: int, channels: int, workers: int, draft: bool = True, way: str = ""):
     """The source ``transform`` builds from ``paths`` for a model fitted on
-    ``side``-pixel images with ``channels`` channels, read once: as float32 on
-    the host, or (``for_gpu``) as the uint8 batches that leave the host for a
-    GPU. ``draft=False`` decodes every JPEG at full size, as before the draft mode."""
+    ``side``-pixel images with ``channels`` channels, read once, one of three ways:
+
+    - ``""``: as a fit on the CPU reads it, float32 batches on the host;
+    - ``", for a GPU"``: as a fit on a GPU reads it (``on_device``), up to
+      the batches that leave the host: each image decoded at the size it is
+      read at, uint8, packed, for the GPU to resize; on a CUDA machine, up to
+      the resized batches on the GPU;
+    - ``", uint8 resized on the host"``: the uint8 batches resized by the
+      decoding processes, before they are scaled (what left the host for a GPU
+      before the GPU resized them).
+
+    ``draft=False`` decodes every JPEG at full size, as before the draft mode."""
     model = ClusterFitTransformer(num_workers=workers)
     model.image_shape_ = (side, side, channels)
     source = check_images(model, paths, reset=False)
     source.decoder.draft = draft
-
-    # iter_read gives (N, H, W, C) as read; iter_batches (N, C, H, W).
-    shape = (side, side, channels) if for_gpu else (channels, side, side)
+    cuda = torch.device("cuda")
+    on_gpu = source.on_device(cuda)  # what a fit on a GPU reads
 
     def run():
-        batches = source.iter_read(256) if for_gpu else source.iter_batches(256)
-        for _, images in batches:
-            assert images.shape[1:] == shape
+        if way == "":
+            for _, images in source.iter_batches(256):
+                assert images.shape[1:] == (channels, side, side)
+        elif way == ", uint8 resized on the host":
+            for _, images in source.iter_read(256):
+                assert images.shape[1:] == (side, side, channels)
+        elif torch.cuda.is_available():
+            for _, images in on_gpu.iter_batches(256, None, cuda):
+                assert images.shape[1:] == (channels, side, side) and images.is_cuda
+            torch.cuda.synchronize()
+        else:
+            for _, (flat, shapes) in on_gpu.iter_read(256):
+                assert flat.dtype == torch.uint8 and (shapes[:, 2] == channels).all()
 
     return run
 
@@ -181,6 +207,25 @@ def parts(paths, side: int, repeats: int) -> dict:
     return found
 
 
+def small_files(folder: Path, n_files: int, repeats: int) -> dict:
+    """Images per second of 28x28 grey PNG files read at 96x96, each way, against decode alone."""
+    paths = []
+    for index, image in enumerate(load_fashion_mnist("train").images[:n_files]):
+        paths.append(str(folder / f"fashion_{index:05d}.png"))
+        Image.fromarray(image).save(paths[-1])
+    found = {}
+    for workers in (0, 2):
+        alone = (
+            (lambda: _pil_decode(paths)) if workers == 0 else lambda: decode_in_workers(paths, 2)
+        )
+        where = "1 process" if workers == 0 else "2 workers"
+        found[where] = {"PIL decode alone": round(photo_rate(alone, n_files, repeats), 1)}
+        for way in WAYS:
+            rate = photo_rate(package_reads(paths, 96, 1, workers, way=way), n_files, repeats)
+            found[where][f"package{way}"] = round(rate, 1)
+    return found
+
+
 def _opened(path):
     with Image.open(path) as image:
         image.load()
@@ -208,28 +253,28 @@ def main():
         arms = {}
         for name, side, channels in TARGETS:
             arms[name] = {
-                "package": photo_rate(package_reads(paths, side, channels, 0), n_files, repeats),
-                "package, for a GPU": photo_rate(
-                    package_reads(paths, side, channels, 0, for_gpu=True), n_files, repeats
-                ),
-                "package, full-size decode": photo_rate(
-                    package_reads(paths, side, channels, 0, draft=False), n_files, repeats
-                ),
+                f"package{way}": photo_rate(
+                    package_reads(paths, side, channels, 0, way=way), n_files, repeats
+                )
+                for way in WAYS
             }
+            arms[name]["package, full-size decode"] = photo_rate(
+                package_reads(paths, side, channels, 0, draft=False), n_files, repeats
+            )
             print(name, arms[name], flush=True)
         two = {
             "PIL decode alone": photo_rate(lambda: decode_in_workers(paths, 2), n_files, repeats),
         }
         for name, side, channels in TARGETS:
-            two[name] = photo_rate(
-                package_reads(paths, side, channels, workers=2), n_files, repeats
-            )
-            two[f"{name}, for a GPU"] = photo_rate(
-                package_reads(paths, side, channels, 2, for_gpu=True), n_files, repeats
-            )
+            for way in WAYS:
+                two[f"{name}{way}"] = photo_rate(
+                    package_reads(paths, side, channels, 2, way=way), n_files, repeats
+                )
         print(two, flush=True)
         steps = parts(paths, 224, repeats)
         print(steps, flush=True)
+        small = small_files(Path(folder), n_files, repeats)
+        print(small, flush=True)
     record = {
         "n_files": n_files,
         "photo_size": list(CROP),
@@ -239,6 +284,7 @@ def main():
         "targets": {n: {k: round(v, 1) for k, v in a.items()} for n, a in arms.items()},
         "two_workers": {k: round(v, 1) for k, v in two.items()},
         "parts_224_ms_per_image": steps,
+        "small_files_to_96": small,
     }
     common.save("perf_decode", args.quick, record, markdown)
 
@@ -251,7 +297,8 @@ def markdown(record) -> str:
         f"{record['n_files']} JPEG files, {height}x{width} crops of scikit-learn's two "
         f"sample photos at quality 90; images per second, best of {record['repeats']} "
         "passes over every file. Each size is read as a fit on the CPU reads it (float32 "
-        "on the host) and as it leaves the host for a GPU (uint8; scaled on the device). "
+        "on the host), as it leaves the host for a GPU (uint8; shrunk on the host, enlarged "
+        "and scaled on the device), and as uint8 batches resized on the host. "
         "Target: the package's path at least 0.9 times as fast as decode alone with the "
         "same number of processes.",
         "",
@@ -260,7 +307,7 @@ def markdown(record) -> str:
         "",
     ]
     alone_two = two["PIL decode alone"]
-    rows = [
+    rows_photos = [
         [
             f"{name}{way}",
             f"{arm['package' + way]:.0f} ({arm['package' + way] / alone:.2f})",
@@ -271,7 +318,8 @@ def markdown(record) -> str:
             f"({arm['package, full-size decode'] / alone:.2f})",
         ]
         for name, arm in record["targets"].items()
-        for way in ("", ", for a GPU")
+        for way in WAYS
+        if "package" + way in arm
     ]
     header = [
         "resized to, read",
@@ -279,14 +327,39 @@ def markdown(record) -> str:
         "2 workers (/s; vs decode alone in 2)",
         "full-size decode, 1 process",
     ]
+    small = record["small_files_to_96"]
+    rows = [
+        [
+            f"96x96 grey{way}",
+            *(
+                f"{small[where]['package' + way]:.0f} "
+                f"({small[where]['package' + way] / small[where]['PIL decode alone']:.2f})"
+                for where in ("1 process", "2 workers")
+            ),
+        ]
+        for way in WAYS
+    ]
+    enlarged = [
+        "",
+        f"Small files enlarged: {record['n_files']} Fashion-MNIST training images as 28x28 "
+        "grey PNG files; PIL decode alone "
+        f"{small['1 process']['PIL decode alone']:.0f}/s in one process, "
+        f"{small['2 workers']['PIL decode alone']:.0f}/s in two workers.",
+        "",
+        *common.markdown_table(
+            ["read at, way", "1 process (/s; vs decode alone)", "2 workers (/s; vs decode alone)"],
+            rows,
+        ),
+    ]
     return "\n".join(
         lines
-        + common.markdown_table(header, rows)
+        + common.markdown_table(header, rows_photos)
         + ["", f"PIL decode alone in 2 worker processes: {two['PIL decode alone']:.0f}/s.", ""]
         + ["Part by part, to 224x224 colour, one process (ms per image):", ""]
         + common.markdown_table(
             ["part", "ms"], [[k, f"{v:.2f}"] for k, v in record["parts_224_ms_per_image"].items()]
         )
+        + enlarged
         + [""]
     )
 

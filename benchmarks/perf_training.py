@@ -175,14 +175,17 @@ def user_epoch(network, images, targets, seed, device, dtype=None, batch=BATCH):
         _step(network, optimizer, scheduler, x, y.to(device), device, dtype)
 
 
-def bare_inference(network, images, device, batch=BATCH):
+def bare_inference(network, images, device, batch=BATCH, features=None):
+    """The network's features of ``images`` in a plain loop (``features``: what computes
+    them, default ``network.features``)."""
     network.to(device).eval()
+    features = features or network.features
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
             x = torch.from_numpy(images[start : start + batch].astype(np.float32) / 255)
             x = x.permute(0, 3, 1, 2).to(device).contiguous(memory_format=torch.channels_last)
-            out.append(network.features(x).float().cpu().numpy())
+            out.append(features(x).float().cpu().numpy())
     return np.concatenate(out)
 
 

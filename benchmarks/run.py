@@ -42,6 +42,7 @@ STUDIES = {
     "perf_scaling_default": ("perf_scaling.py", "--default-fit"),
     "perf_memory_files": ("perf_memory_files.py",),
     "perf_decode": ("perf_decode.py",),
+    "perf_compile": ("perf_compile.py",),
     "perf_profile": ("perf_profile.py",),
     "precision": ("bench_precision.py",),
     "precision_diagnosis": ("bench_precision.py", "--diagnosis"),

@@ -24,17 +24,10 @@ from torch.utils.data import Dataset
 
 from ._checkpoints import unfingerprintable
 from ._compat import warn
+from ._decoding import Decoder, describe_item, item_name, read_item
 from ._extractors import TRAINED_EXTRACTORS
 from ._layouts import ROWS_PER_CHECK, flat_layout, nd_layout, warn_of_flattened_images
-from ._sources import (
-    ArrayImages,
-    Decoder,
-    ImageSource,
-    StreamedImages,
-    describe_item,
-    item_name,
-    read_item,
-)
+from ._sources import ArrayImages, ImageSource, StreamedImages
 
 _RAGGED = (
     "X holds items that differ in shape or kind: give images of one shape (an array, or "

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ._compat import warn
-from ._sources import CHANNEL_COUNTS
+from ._decoding import CHANNEL_COUNTS
 
 # The smallest side of the square images that flattened arrays are checked for
 # (see warn_of_flattened_images): smaller ones are as likely to be tables.

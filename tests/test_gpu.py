@@ -150,3 +150,28 @@ def test_uint8_arrays_are_held_on_the_gpu_and_read_as_on_the_host(small_digits):
     pairs = zip(host.iter_batches(64, order), held.iter_batches(64, order), strict=True)
     for (_, a), (_, b) in pairs:
         assert b.is_cuda and torch.equal(a, b.cpu())
+
+
+def test_small_image_files_are_enlarged_on_the_gpu_as_on_the_host(on_gpu, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from skclusterfit._decoding import Decoder
+    from skclusterfit._sources import StreamedImages
+
+    paths = []
+    for index in range(12):
+        photo = load_sample_images().images[index % 2][: 200 + 10 * index, : 300 + 5 * index]
+        paths.append(tmp_path / f"{index}.jpg")
+        Image.fromarray(np.ascontiguousarray(photo)).save(paths[-1])
+    cuda = torch.device("cuda")
+    # Photos 0-5 have fewer pixels than 256x320 and are enlarged on the GPU; 6-11
+    # are shrunk on the host.
+    host = StreamedImages(Decoder(paths, "paths", (256, 320), 3), None, 0)
+    for_gpu = host.on_device(cuda)
+    _, expected = next(host.iter_batches(12))
+    _, got = next(for_gpu.iter_batches(12, None, cuda))
+    assert got.is_cuda and got.shape == expected.shape
+    assert (got.cpu() - expected).abs().max() <= 1.01 / 255
+    cf = ClusterFitTransformer(**{**on_gpu, "n_clusters": 3}, image_size=(256, 320)).fit(paths)
+    assert np.isfinite(cf.transform(paths)).all()

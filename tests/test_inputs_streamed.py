@@ -294,7 +294,7 @@ def photos(tmp_path_factory):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_photos_shrunk_for_training_are_decoded_small(photos, channels):
-    from skclusterfit._sources import Decoder, _scaled, _to_pixels, read_item
+    from skclusterfit._decoding import Decoder, _scaled, _to_pixels, read_item
 
     decoder = Decoder(photos, "paths", (96, 96), channels)
     drafted, own_size = read_item(photos, 0, "paths", draft=((96, 96), channels))
@@ -316,7 +316,7 @@ def test_photos_shrunk_for_training_are_decoded_small(photos, channels):
 
 @pytest.mark.parametrize("mode, size", [("RGB", (224, 200)), ("L", (96, 96)), ("RGB", (500, 700))])
 def test_photos_are_resized_as_pil_resizes_them(photos, mode, size):
-    from skclusterfit._sources import Decoder, _scaled
+    from skclusterfit._decoding import Decoder, _scaled
 
     with Image.open(photos[1]) as photo:
         expected = photo.convert(mode).resize(size[::-1], Image.Resampling.BILINEAR)
@@ -327,7 +327,7 @@ def test_photos_are_resized_as_pil_resizes_them(photos, mode, size):
 
 
 def test_photos_at_their_own_size_are_decoded_whole(photos, params):
-    from skclusterfit._sources import Decoder, read_item
+    from skclusterfit._decoding import Decoder, read_item
 
     full, _ = read_item(photos, 0, "paths")
     image, _ = Decoder(photos, "paths", (427, 640), 3)[0]
@@ -339,7 +339,8 @@ def test_photos_at_their_own_size_are_decoded_whole(photos, params):
 
 
 def test_8_bit_images_are_decoded_as_uint8_and_batched_as_floats(photos, grey):
-    from skclusterfit._sources import ArrayImages, Decoder, StreamedImages
+    from skclusterfit._decoding import Decoder
+    from skclusterfit._sources import ArrayImages, StreamedImages
 
     # Workers pass 8-bit pixels as uint8, a quarter of the bytes of floats.
     assert Decoder(photos, "paths", (96, 96), 3)[0][0].dtype == torch.uint8
@@ -359,3 +360,78 @@ def test_8_bit_images_are_decoded_as_uint8_and_batched_as_floats(photos, grey):
         torch.testing.assert_close(batch, expected, rtol=0, atol=1e-7)
     _, batch = next(StreamedImages(Decoder(items, "dataset", (8, 8), 1), None, 0).iter_batches(4))
     torch.testing.assert_close(batch, expected, rtol=0, atol=0)
+
+
+def _mixed_photos(photos, folder):
+    """The two sample photos and two smaller crops of them, as JPEG files."""
+    paths = list(photos)
+    for index, (height, width) in enumerate([(300, 200), (120, 160)]):
+        with Image.open(photos[index]) as photo:
+            path = folder / f"crop_{index}.png"
+            photo.crop((0, 0, width, height)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("channels, num_workers", [(3, 0), (1, 0), (3, 2)])
+def test_small_images_are_enlarged_on_the_device_as_on_the_host(
+    photos, tmp_path, channels, num_workers
+):
+    from skclusterfit._decoding import Decoder
+    from skclusterfit._sources import StreamedImages
+
+    paths = _mixed_photos(photos, tmp_path)
+    host = StreamedImages(Decoder(paths, "paths", (160, 160), channels), None, num_workers)
+    # A GPU gets the source that leaves enlarging to it; here the CPU plays the device.
+    for_gpu = host.on_device(torch.device("cuda"))
+    assert for_gpu is not host and not for_gpu.decoder.enlarge and host.decoder.enlarge
+    assert host.on_device(torch.device("cpu")) is host
+    order = np.array([3, 0, 2, 1])
+    (ids, expected), (got_ids, got) = (
+        next(source.iter_batches(4, order, torch.device("cpu"))) for source in (host, for_gpu)
+    )
+    np.testing.assert_array_equal(got_ids, ids)
+    assert got.shape == expected.shape == (4, channels, 160, 160) and got.dtype == torch.float32
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    # Resized in float32 rather than in uint8: within one level of 255.
+    difference = (got - expected).abs()
+    assert difference.max() <= 1.01 / 255 and difference.mean() < 0.3 / 255
+    # What leaves the host, uint8, one image after another: the smaller crop
+    # (120x160) as it is, to be enlarged on the device; the photo (decoded at half
+    # size, 214x320) and the larger crop (300x200) shrunk to 160x160 on the host.
+    flat, shapes = next(for_gpu.iter_read(4, order))[1]
+    assert flat.dtype == torch.uint8 and flat.ndim == 1
+    assert shapes[:, :2].tolist() == [[120, 160], [160, 160], [160, 160], [160, 160]]
+    assert (shapes[:, 2] == channels).all() and len(flat) == int(shapes.prod(1).sum())
+
+
+def test_float_items_are_enlarged_on_the_device_as_on_the_host():
+    from skclusterfit._decoding import Decoder
+    from skclusterfit._sources import StreamedImages
+
+    rng = np.random.RandomState(0)
+    items = [rng.rand(side, side + 2, 1).astype(np.float32) for side in (8, 12, 12, 20)]
+    mixed = [(items[0] * 255).astype(np.uint8), *items[1:]]  # the batch comes as floats
+    for images, tolerance in ((items, 1e-6), (mixed, 1.01 / 255)):
+        host = StreamedImages(Decoder(images, "dataset", (10, 10), 1), None, 0)
+        (_, expected), (_, got) = (
+            next(source.iter_batches(4, device=torch.device("cpu")))
+            for source in (host, host.on_device(torch.device("cuda")))
+        )
+        # The 8x10 item is enlarged to 10x10 on the device, the others shrunk on
+        # the host. Floats are resized in float32 either way; a uint8 item is
+        # resized in uint8 on the host, and in float32 once scaled on the device.
+        torch.testing.assert_close(got, expected, rtol=0, atol=tolerance)
+
+
+def test_a_fit_warns_of_resizing_once_whichever_copy_reads_first(photos, tmp_path):
+    from skclusterfit._decoding import Decoder
+    from skclusterfit._sources import StreamedImages
+
+    paths = _mixed_photos(photos, tmp_path)
+    host = StreamedImages(Decoder(paths, "paths", (96, 96), 3), None, 0, size_chosen=False)
+    with pytest.warns(UserWarning, match="The images differ in size"):
+        list(host.on_device(torch.device("cuda")).iter_batches(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(host.iter_batches(4))

@@ -84,14 +84,15 @@ def test_training_from_images_held_on_the_device_repeats_training_from_the_array
 def test_8_bit_batches_reach_the_device_as_uint8_and_are_scaled_there(monkeypatch, digits):
     # A quarter of the bytes of float32 cross to a GPU; the scaling runs there,
     # with the arithmetic of every other path.
-    from skclusterfit import _sources
+    from skclusterfit import _decoding, _sources
 
     moved = []
     real = _sources.to_device
     monkeypatch.setattr(_sources, "to_device", lambda t, d: moved.append(t.dtype) or real(t, d))
     images = (digits[0][:20] * 15).astype(np.uint8).reshape(-1, 8, 8, 1)
     arrays = _sources.ArrayImages(images, (0.0, 255.0))
-    dataset = _sources.StreamedImages(_sources.Decoder(list(images), "dataset", (8, 8), 1), None, 0)
+    decoder = _decoding.Decoder(list(images), "dataset", (8, 8), 1)
+    dataset = _sources.StreamedImages(decoder, None, 0)
     expected = torch.from_numpy(
         images.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
     )
