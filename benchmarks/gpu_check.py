@@ -47,6 +47,15 @@ then run there, carrying ``.fashion``::
     SKCLUSTERFIT_FASHION_MNIST=.fashion PYTHONPATH=. PYTHONUNBUFFERED=1 \\
         python3 benchmarks/gpu_check.py --out $OUT
 
+The sections' estimates add up to more than one run's budget, so the last
+ones may be recorded as skipped.
+To add them, copy the first run's ``gpu_check.json`` into
+``benchmarks/results`` here, and run on the same machine::
+
+    SKCLUSTERFIT_FASHION_MNIST=.fashion PYTHONPATH=. PYTHONUNBUFFERED=1 \\
+        python3 benchmarks/gpu_check.py --out benchmarks/results \\
+        --sections compile,torchrun_nccl && cp benchmarks/results/gpu_check.* $OUT/
+
 ``--quick`` runs every section at toy sizes on whatever device there is (CPU
 included, where the CUDA tests are skipped and torchrun uses gloo): a smoke
 run of the script itself.

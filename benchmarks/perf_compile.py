@@ -96,12 +96,21 @@ def _timed_epoch(side, start, images, targets, seed, device, batch) -> float:
 
 
 def training(images, targets, device, rounds: int, batch: int, both_precisions: bool) -> dict:
-    """First-epoch seconds and images per second of every training side."""
+    """First-epoch seconds and images per second of every training side.
+
+    A side that fails to compile (no C compiler for Triton, say) is recorded
+    with its error and left out, so that the other sides are still measured.
+    """
     start = _network().state_dict()
     sides = training_sides(device, both_precisions)
-    first = {}
-    for name, side in sides.items():
-        first[name] = _timed_epoch(side, start, images, targets, 0, device, batch)
+    first, errors = {}, {}
+    for name, side in list(sides.items()):
+        try:
+            first[name] = _timed_epoch(side, start, images, targets, 0, device, batch)
+        except Exception as exc:
+            errors[name] = _error(exc)
+            del sides[name]
+            continue
         print(f"{name}: first epoch {first[name]:.1f} s", flush=True)
     speeds = {name: [] for name in sides}
     for r in range(rounds):
@@ -109,7 +118,11 @@ def training(images, targets, device, rounds: int, batch: int, both_precisions: 
             seconds = _timed_epoch(sides[name], start, images, targets, r + 1, device, batch)
             speeds[name].append(len(images) / seconds)
         print(f"round {r}", {k: round(v[-1]) for k, v in speeds.items()}, flush=True)
-    return {"first_epoch_seconds": first, "images_per_second": speeds}
+    return {"first_epoch_seconds": first, "images_per_second": speeds, "errors": errors}
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:500]}"
 
 
 def inference(images, device: torch.device, rounds: int, batch: int) -> dict:
@@ -123,7 +136,10 @@ def inference(images, device: torch.device, rounds: int, batch: int) -> dict:
     }
     # A first pass over every image meets every batch shape (compiled once each).
     began = time.perf_counter()
-    same = bare_inference(network, images, device, batch, compiled)
+    try:
+        same = bare_inference(network, images, device, batch, compiled)
+    except Exception as exc:
+        return {"errors": {"compiled": _error(exc)}}
     first = {"compiled": time.perf_counter() - began}
     difference = float(np.abs(same[:batch] - eager).max())
     speeds = {name: [] for name in sides}
@@ -147,9 +163,9 @@ def break_even(record: dict) -> dict:
     first = record["first_epoch_seconds"]
     found = {}
     for name, speed in speeds.items():
-        if name.startswith("eager"):
-            continue
         eager = f"eager, {name.rsplit(', ', 1)[1]}"
+        if name.startswith("eager") or eager not in speeds:
+            continue
         saved_per_image = 1 / speeds[eager] - 1 / speed
         # What compiling cost beyond an eager first epoch.
         cost = first[name] - first[eager]
@@ -187,6 +203,14 @@ def main():
     common.save(stem, args.quick, record, markdown)
 
 
+def _errors(found: dict) -> list[str]:
+    """Lines naming the sides that failed, with their errors."""
+    errors = found.get("errors", {})
+    return (
+        ["", *(f"- {name} failed: `{error}`" for name, error in errors.items())] if errors else []
+    )
+
+
 def _median(values) -> str:
     return f"{np.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
@@ -213,22 +237,24 @@ def markdown_tables(record: dict, level: str) -> list[str]:
     found = record["training"]
     rows = []
     for name, speeds in found["images_per_second"].items():
-        speed = np.median(speeds)
-        eager = np.median(found["images_per_second"][f"eager, {name.rsplit(', ', 1)[1]}"])
+        eager = found["images_per_second"].get(f"eager, {name.rsplit(', ', 1)[1]}")
         even = found["break_even_images"].get(name, "")
         rows.append(
             [
                 name,
                 f"{found['first_epoch_seconds'][name]:.1f}",
                 _median(speeds),
-                f"{speed / eager:.2f}",
+                "" if eager is None else f"{np.median(speeds) / np.median(eager):.2f}",
                 "" if even == "" else ("never" if even is None else f"{even:,.0f}"),
             ]
         )
     lines += common.markdown_table(
         ["side", "first epoch (s)", "images/s", "vs eager", "break-even (images)"], rows
     )
+    lines += _errors(found)
     found = record["inference"]
+    if "images_per_second" not in found:
+        return [*lines, "", f"{level} Inference (features, float32)", *_errors(found), ""]
     speeds = found["images_per_second"]
     lines += [
         "",
