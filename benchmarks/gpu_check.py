@@ -23,7 +23,10 @@ skipped and recorded as skipped):
    three seeds each (``bench_batch_size.py --fashion-10k`` on the CPU);
    then JPEG photos read at 224x224 for the GPU with DataLoader workers,
    against decode alone in as many workers (``perf_decode.py``'s path); then
-   whether ``torch.compile`` and CUDA graphs pay (``perf_compile.py`` on
+   one epoch of N_cf's training stage under torch.profiler
+   (``perf_profile.py``'s ``step_profile``: milliseconds, host operator calls
+   and CUDA kernels per step, and the share of the step the GPU is busy);
+   then whether ``torch.compile`` and CUDA graphs pay (``perf_compile.py`` on
    CUDA: training steps eager, compiled and replayed as CUDA graphs, their
    compilation time, and inference);
 8. ``torchrun --nproc_per_node=1`` with NCCL running
@@ -77,6 +80,7 @@ import perf_compile
 import torch
 from bench_colour import colourise
 from perf_decode import decode_in_workers, package_reads, photo_rate, write_photos
+from perf_profile import step_profile
 from perf_training import COMPARISONS, auto_batch, measure, ratios, resnet_step_speeds
 
 import skclusterfit
@@ -297,6 +301,8 @@ def sections(quick: bool) -> list:
         ),
         ("batch_quality", 150, lambda: batch_quality(small, seeds, fit_epochs)),
         ("photos_224", 30, lambda: photos_224(64 if quick else 800)),
+        # Why a step takes what it takes: kernels launched, GPU busy share.
+        ("step_profile", 30, lambda: step_profile(1_000 if quick else 10_000, _device())),
         # Whether torch.compile (and CUDA graphs) pay: compiled once each, so slow.
         (
             "compile",
@@ -437,6 +443,21 @@ def _summary(sections: dict) -> list[str]:
                 if "resized_by_the_workers_per_second" in photos
                 else "."
             ),
+        ]
+    step = sections.get("step_profile", {})
+    if "milliseconds_per_step" in step:
+        gpu = (
+            ""
+            if step["cuda_kernels_per_step"] is None
+            else f", {step['cuda_kernels_per_step']:.0f} CUDA kernels taking "
+            f"{step['gpu_milliseconds_per_step']:.2f} ms of GPU time (the GPU busy "
+            f"{step['gpu_busy_share']:.0%} of the step)"
+        )
+        lines += [
+            "",
+            f"N_cf's training step ({step['batch_size']} images): "
+            f"{step['milliseconds_per_step']:.2f} ms, "
+            f"{step['host_operator_calls_per_step']:.0f} host operator calls{gpu}.",
         ]
     if "training" in sections.get("compile", {}):
         lines += ["", "## torch.compile", ""] + perf_compile.markdown_tables(
