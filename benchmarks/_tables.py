@@ -254,7 +254,7 @@ def _compile_table(out, load):
     rows = [("stage", "side", "first epoch (s)", "images/s", "vs eager", "break-even")]
     found = record["training"]
     for side, speeds in found["images_per_second"].items():
-        eager = found["images_per_second"][f"eager, {side.rsplit(', ', 1)[1]}"]
+        eager = found["images_per_second"].get(f"eager, {side.rsplit(', ', 1)[1]}")
         even = found["break_even_images"].get(side, "")
         rows.append(
             (
@@ -262,13 +262,16 @@ def _compile_table(out, load):
                 side,
                 f"{found['first_epoch_seconds'][side]:.1f}",
                 f"{statistics.median(speeds):.0f} ({min(speeds):.0f}-{max(speeds):.0f})",
-                f"{statistics.median(speeds) / statistics.median(eager):.2f}",
+                ""
+                if eager is None
+                else f"{statistics.median(speeds) / statistics.median(eager):.2f}",
                 "" if even == "" else ("never" if even is None else f"{even:,.0f} images"),
             )
         )
     found = record["inference"]
-    eager = statistics.median(found["images_per_second"]["eager"])
-    for side, speeds in found["images_per_second"].items():
+    inference = found.get("images_per_second", {})
+    eager = statistics.median(inference["eager"]) if "eager" in inference else None
+    for side, speeds in inference.items():
         first = found["first_pass_seconds"].get(side)
         rows.append(
             (
@@ -276,7 +279,7 @@ def _compile_table(out, load):
                 side,
                 "" if first is None else f"{first:.1f}",
                 f"{statistics.median(speeds):.0f} ({min(speeds):.0f}-{max(speeds):.0f})",
-                f"{statistics.median(speeds) / eager:.2f}",
+                "" if eager is None else f"{statistics.median(speeds) / eager:.2f}",
                 "",
             )
         )

@@ -283,7 +283,9 @@ def sections(quick: bool) -> list:
     fit_epochs = {"extractor_epochs": 1, "max_epochs": 1} if quick else {}
     small, large = (1_000, 2_000) if quick else (10_000, 60_000)
     seeds = [0] if quick else [0, 1, 2]
-    # The estimates are about 1.5 times what each took on one H200 at batch 128.
+    # The estimates are about 1.5 times what each took on one H200 at batch 128;
+    # resnet18_224, batch_quality, photos_224, step_profile and compile have not
+    # run on a GPU, and theirs are guesses.
     return [
         ("cuda_tests", 30, cuda_tests),
         (f"fit_{small}", 40, lambda: default_fit(small, True, fit_epochs)),
@@ -448,7 +450,7 @@ def _summary(sections: dict) -> list[str]:
     if "milliseconds_per_step" in step:
         gpu = (
             ""
-            if step["cuda_kernels_per_step"] is None
+            if step["gpu_milliseconds_per_step"] is None
             else f", {step['cuda_kernels_per_step']:.0f} CUDA kernels taking "
             f"{step['gpu_milliseconds_per_step']:.2f} ms of GPU time (the GPU busy "
             f"{step['gpu_busy_share']:.0%} of the step)"

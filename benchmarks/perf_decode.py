@@ -297,8 +297,9 @@ def markdown(record) -> str:
         f"{record['n_files']} JPEG files, {height}x{width} crops of scikit-learn's two "
         f"sample photos at quality 90; images per second, best of {record['repeats']} "
         "passes over every file. Each size is read as a fit on the CPU reads it (float32 "
-        "on the host), as it leaves the host for a GPU (uint8; shrunk on the host, enlarged "
-        "and scaled on the device), and as uint8 batches resized on the host. "
+        "on the host), as it leaves the host for a GPU (uint8; images with more pixels than "
+        "the size shrunk on the host, the others left for the GPU to enlarge, which is not "
+        "timed here), and as uint8 batches resized on the host. "
         "Target: the package's path at least 0.9 times as fast as decode alone with the "
         "same number of processes.",
         "",

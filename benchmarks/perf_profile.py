@@ -66,8 +66,9 @@ def step_profile(n: int, device: torch.device) -> dict:
     After a warm-up epoch: one epoch timed alone (seconds per step), then one
     under torch.profiler. Recorded per step: operator calls on the host (every
     level: an operator and those it calls), and on CUDA the kernels and copies
-    run on the device and the GPU time they take, the share of the step the
-    GPU is busy (a small share: the step is bound by the host's launching);
+    run on the device and the GPU time they take; the GPU's busy share, that
+    GPU time over the timed epoch's wall time (an estimate from two epochs,
+    setup included: a small share says the host's launching bounds the step);
     and the operators with the most host time of their own.
     """
     images = load_fashion_mnist("train").images[:n, :, :, None]

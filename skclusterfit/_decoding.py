@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ._devices import to_device
+
 CHANNEL_COUNTS = (1, 3, 4)
 
 
@@ -205,22 +207,38 @@ def _unpacked(flat: torch.Tensor, shapes: torch.Tensor, size: tuple[int, int]) -
 
     Images of one shape are resized together, bilinear with antialiasing in
     float32 (within 1/255 of the host's uint8 resize). Returns an (N, C, H, W)
-    batch in channels-last memory, as :meth:`ImageSource.iter_batches`.
+    float32 batch in channels-last memory, as :meth:`ImageSource.iter_batches`.
+    Nothing waits for the device: the shapes are on the host, and a batch of
+    several shapes is put back in order by an index copied without waiting.
     """
-    channels = int(shapes[0, 2])
-    out = torch.empty(len(shapes), *size, channels, device=flat.device)
-    images = flat.split(shapes.prod(1).tolist())
     groups: dict[tuple, list[int]] = {}
     for index, shape in enumerate(shapes.tolist()):
         groups.setdefault(tuple(shape), []).append(index)
-    for shape, members in groups.items():
-        batch = _scaled(torch.stack([images[i].view(shape) for i in members])).permute(0, 3, 1, 2)
-        if shape[:2] != size:
+    if len(groups) == 1:  # one shape: the flat tensor is the batch
+        images = [flat.view(len(shapes), *next(iter(groups)))]
+    else:
+        pieces = flat.split(shapes.prod(1).tolist())
+        images = [torch.stack([pieces[i].view(shape) for i in m]) for shape, m in groups.items()]
+    parts = []
+    for batch in images:  # (n, H, W, C), one shape
+        batch = _scaled(batch)
+        if tuple(batch.shape[1:3]) != tuple(size):
             batch = F.interpolate(
-                batch, size=size, mode="bilinear", align_corners=False, antialias=True
-            ).clamp_(0.0, 1.0)
-        out[torch.tensor(members, device=flat.device)] = batch.permute(0, 2, 3, 1)
-    return out.permute(0, 3, 1, 2)
+                batch.permute(0, 3, 1, 2),
+                size=size,
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+            batch = batch.clamp_(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
+        parts.append(batch)
+    batch = torch.cat(parts) if len(parts) > 1 else parts[0]
+    order = [index for members in groups.values() for index in members]
+    if order != sorted(order):
+        inverse = torch.from_numpy(np.argsort(order))
+        batch = batch.index_select(0, to_device(inverse, flat.device))
+    # NHWC memory seen as NCHW is channels_last, as for every source.
+    return batch.permute(0, 3, 1, 2)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -264,11 +282,12 @@ class Decoder(Dataset):
     only shrink, and no batch leaves the host larger than it must.
     """
 
-    def __init__(self, items, kind: str, size: tuple[int, int], channels: int, draft=True):
+    def __init__(
+        self, items, kind: str, size: tuple[int, int], channels: int, draft=True, enlarge=True
+    ):
         self.items, self.kind = items, kind
         self.size, self.channels = size, channels
-        self.draft = draft
-        self.enlarge = True
+        self.draft, self.enlarge = draft, enlarge
 
     def __len__(self) -> int:
         return len(self.items)

@@ -363,7 +363,7 @@ def test_8_bit_images_are_decoded_as_uint8_and_batched_as_floats(photos, grey):
 
 
 def _mixed_photos(photos, folder):
-    """The two sample photos and two smaller crops of them, as JPEG files."""
+    """The two sample photos (JPEG files) and two smaller crops of them (PNG files)."""
     paths = list(photos)
     for index, (height, width) in enumerate([(300, 200), (120, 160)]):
         with Image.open(photos[index]) as photo:
@@ -386,7 +386,8 @@ def test_small_images_are_enlarged_on_the_device_as_on_the_host(
     for_gpu = host.on_device(torch.device("cuda"))
     assert for_gpu is not host and not for_gpu.decoder.enlarge and host.decoder.enlarge
     assert host.on_device(torch.device("cpu")) is host
-    order = np.array([3, 0, 2, 1])
+    # The small crop between photos: the batch is resized by shape, then put back in order.
+    order = np.array([0, 3, 2, 1])
     (ids, expected), (got_ids, got) = (
         next(source.iter_batches(4, order, torch.device("cpu"))) for source in (host, for_gpu)
     )
@@ -397,11 +398,11 @@ def test_small_images_are_enlarged_on_the_device_as_on_the_host(
     difference = (got - expected).abs()
     assert difference.max() <= 1.01 / 255 and difference.mean() < 0.3 / 255
     # What leaves the host, uint8, one image after another: the smaller crop
-    # (120x160) as it is, to be enlarged on the device; the photo (decoded at half
-    # size, 214x320) and the larger crop (300x200) shrunk to 160x160 on the host.
+    # (120x160) as it is, to be enlarged on the device; the photos (decoded at
+    # half size, 214x320) and the larger crop (300x200) shrunk to 160x160 on the host.
     flat, shapes = next(for_gpu.iter_read(4, order))[1]
     assert flat.dtype == torch.uint8 and flat.ndim == 1
-    assert shapes[:, :2].tolist() == [[120, 160], [160, 160], [160, 160], [160, 160]]
+    assert shapes[:, :2].tolist() == [[160, 160], [120, 160], [160, 160], [160, 160]]
     assert (shapes[:, 2] == channels).all() and len(flat) == int(shapes.prod(1).sum())
 
 
@@ -422,6 +423,8 @@ def test_float_items_are_enlarged_on_the_device_as_on_the_host():
         # the host. Floats are resized in float32 either way; a uint8 item is
         # resized in uint8 on the host, and in float32 once scaled on the device.
         torch.testing.assert_close(got, expected, rtol=0, atol=tolerance)
+        _, (_, shapes) = next(host.on_device(torch.device("cuda")).iter_read(4))
+        assert shapes[:, :2].tolist() == [[8, 10], [10, 10], [10, 10], [10, 10]]
 
 
 def test_a_fit_warns_of_resizing_once_whichever_copy_reads_first(photos, tmp_path):

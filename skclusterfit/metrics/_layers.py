@@ -53,11 +53,12 @@ def clusters_and_confidence(estimator, X) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_images(estimator, X, indices=None) -> np.ndarray:
-    """Images ``X[indices]`` (all by default) as ``estimator`` reads them.
+    """Images ``X[indices]`` (all by default) as ``estimator`` reads them on the CPU.
 
     Returns float32 ``(n, C, H, W)`` in [0, 1]: arrays scaled by the range
     found in ``fit``, image files and Datasets decoded, resized and converted
-    to the fitted size and colour mode.
+    to the fitted size and colour mode. (On a GPU, images smaller than the
+    fitted size are enlarged there, within 1/255 of these.)
     """
     source = check_images(estimator, X, reset=False)
     order = None if indices is None else np.asarray(indices, dtype=np.int64)
@@ -69,7 +70,7 @@ def read_images(estimator, X, indices=None) -> np.ndarray:
 
 
 def pixels(estimator, X) -> np.ndarray:
-    """``X`` as flat float32 rows; image files and Datasets as ``estimator`` reads them."""
+    """``X`` as flat float32 rows; image files and Datasets as :func:`read_images` reads them."""
     if _streamed_kind(X) is None:
         X = np.asarray(X)
         return X.reshape(len(X), -1).astype(np.float32)
