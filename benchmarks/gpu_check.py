@@ -235,8 +235,12 @@ def throughput(n: int, rounds: int) -> dict:
     return record
 
 
-def compile_speeds(n: int, rounds: int, both_precisions: bool) -> dict:
+def compile_speeds(quick: bool) -> dict:
     """``perf_compile.py`` on the device: eager against ``torch.compile`` and CUDA graphs."""
+    if quick and _device().type != "cuda":
+        # Compiling takes a minute at any size, and perf_compile.py --quick smoke-runs it.
+        return {"skipped": "a smoke run without CUDA (perf_compile.py --quick runs it)"}
+    n, rounds, both_precisions = (500, 1, False) if quick else (10_000, 3, True)
     return perf_compile.measure(n, rounds, _device(), both_precisions)
 
 
@@ -309,7 +313,7 @@ def sections(quick: bool) -> list:
         (
             "compile",
             150,
-            lambda: compile_speeds(*((500, 1, False) if quick else (10_000, 3, True))),
+            lambda: compile_speeds(quick),
         ),
         ("torchrun_nccl", 30, lambda: torchrun(quick)),
         (

@@ -136,3 +136,30 @@ def test_a_held_out_study_resumes_with_the_seeds_its_record_lacks(tmp_path, monk
         common.run_held_out_study(
             "study", False, representations, markdown, previous={**second, "n_images": 60}
         )
+
+
+def test_gpu_check_summary_shows_the_step_profile_and_compile_sections(monkeypatch):
+    # Sections that only a GPU machine runs in full: their summary lines must
+    # render from what they record, failed sides included, before a GPU is lent.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    gpu_check = _module("gpu_check")
+    compiled = json.loads((BENCHMARKS / "results" / "perf_compile.json").read_text())
+    compiled["training"]["errors"] = {"compiled, CUDA graphs, bfloat16": "RuntimeError: no cc"}
+    step = {
+        "batch_size": 256,
+        "milliseconds_per_step": 2.5,
+        "host_operator_calls_per_step": 900.0,
+        "cuda_kernels_per_step": 310.0,
+        "gpu_milliseconds_per_step": 0.9,
+        "gpu_busy_share": 0.36,
+    }
+    record = json.loads((BENCHMARKS / "results" / "gpu_check.json").read_text())
+    record["sections"] = {"step_profile": step, "compile": compiled}
+    text = gpu_check.markdown(record)
+    assert "310 CUDA kernels taking 0.90 ms of GPU time (the GPU busy 36% of the step)" in text
+    assert "| compiled, float32 | 51.3 |" in text
+    assert "- compiled, CUDA graphs, bfloat16 failed: `RuntimeError: no cc`" in text
+    step.update(cuda_kernels_per_step=None, gpu_milliseconds_per_step=None, gpu_busy_share=None)
+    compiled["inference"] = {"errors": {"compiled": "RuntimeError: no cc"}}
+    text = gpu_check.markdown(record)
+    assert "2.50 ms, 900 host operator calls." in text and "compiled failed" in text
