@@ -179,8 +179,9 @@ def _resized_here(shape: tuple, size: tuple[int, int], enlarge: bool) -> bool:
 def _scaled(images: torch.Tensor) -> torch.Tensor:
     """uint8 images as float32 in [0, 1]; float images as they are.
 
-    The same float32 arithmetic as ``ArrayImages._read``, so that the same
-    uint8 images give the same tensors from files, Datasets and arrays.
+    Every source's 8-bit batches are scaled here, where they are computed
+    with, so that the same uint8 images give the same tensors from files,
+    Datasets and arrays.
     """
     if images.dtype != torch.uint8:
         return images
@@ -223,13 +224,7 @@ def _unpacked(flat: torch.Tensor, shapes: torch.Tensor, size: tuple[int, int]) -
     for batch in images:  # (n, H, W, C), one shape
         batch = _scaled(batch)
         if tuple(batch.shape[1:3]) != tuple(size):
-            batch = F.interpolate(
-                batch.permute(0, 3, 1, 2),
-                size=size,
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
-            )
+            batch = _bilinear(batch.permute(0, 3, 1, 2), size)
             batch = batch.clamp_(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
         parts.append(batch)
     batch = torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -242,14 +237,18 @@ def _unpacked(flat: torch.Tensor, shapes: torch.Tensor, size: tuple[int, int]) -
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An (H, W) or (H, W, C) uint8 or float32 image resized to ``size``.
+    """An (H, W) or (H, W, C) uint8 or float32 image resized to ``size`` (:func:`_bilinear`)."""
+    pixels = torch.from_numpy(image.reshape(*image.shape[:2], -1)).permute(2, 0, 1)[None]
+    return _bilinear(pixels, size)[0].permute(1, 2, 0).numpy().reshape(*size, *image.shape[2:])
+
+
+def _bilinear(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, H, W) images resized to ``size``: the one filter of every resize.
 
     Bilinear with antialiasing (torch's kernel; for uint8 the same filter as
-    PIL's bilinear resize), in the image's own dtype.
+    PIL's bilinear resize), in the images' own dtype, wherever they are.
     """
-    pixels = torch.from_numpy(image.reshape(*image.shape[:2], -1)).permute(2, 0, 1)[None]
-    resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return resized[0].permute(1, 2, 0).numpy().reshape(*size, *image.shape[2:])
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def _wide_to_float(image, where: str) -> np.ndarray:

@@ -57,8 +57,8 @@ def read_images(estimator, X, indices=None) -> np.ndarray:
 
     Returns float32 ``(n, C, H, W)`` in [0, 1]: arrays scaled by the range
     found in ``fit``, image files and Datasets decoded, resized and converted
-    to the fitted size and colour mode. (On a GPU, images smaller than the
-    fitted size are enlarged there, within 1/255 of these.)
+    to the fitted size and colour mode. (On a GPU, images of fewer pixels
+    than the fitted size are enlarged there, within 1/255 of these.)
     """
     source = check_images(estimator, X, reset=False)
     order = None if indices is None else np.asarray(indices, dtype=np.int64)
