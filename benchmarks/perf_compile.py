@@ -35,14 +35,21 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
-import time
 
 import _common as common
 import numpy as np
 import torch
-from perf_training import BFLOAT16, auto_batch, bare_inference, resident_epoch
+from perf_training import (
+    BFLOAT16,
+    _synchronised,
+    alternating_rounds,
+    auto_batch,
+    bare_inference,
+    resident_epoch,
+)
 
 from skclusterfit import ClusterFitTransformer
 from skclusterfit._testing import build_network, native_bfloat16
@@ -85,14 +92,11 @@ def training_sides(device: torch.device, both_precisions: bool) -> dict:
     return sides
 
 
-def _timed_epoch(side, start, images, targets, seed, device, batch) -> float:
+def _epoch(side, start, images, targets, seed, device, batch) -> None:
+    """One epoch of ``side`` from the starting weights ``start``."""
     network, called, dtype = side
     network.load_state_dict(start)
-    began = time.perf_counter()
     resident_epoch(called, images, targets, seed, device, dtype, batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - began
 
 
 def training(images, targets, device, rounds: int, batch: int, both_precisions: bool) -> dict:
@@ -102,22 +106,22 @@ def training(images, targets, device, rounds: int, batch: int, both_precisions: 
     with its error and left out, so that the other sides are still measured.
     """
     start = _network().state_dict()
-    sides = training_sides(device, both_precisions)
+    epochs = {
+        name: functools.partial(_epoch, side, start, images, targets, device=device, batch=batch)
+        for name, side in training_sides(device, both_precisions).items()
+    }
     first, errors = {}, {}
-    for name, side in list(sides.items()):
+    for name, epoch in list(epochs.items()):
         try:
-            first[name] = _timed_epoch(side, start, images, targets, 0, device, batch)
+            _, first[name] = common.timed(_synchronised(epoch, device), 0)
         except Exception as exc:
             errors[name] = _error(exc)
-            del sides[name]
+            del epochs[name]
             continue
         print(f"{name}: first epoch {first[name]:.1f} s", flush=True)
-    speeds = {name: [] for name in sides}
-    for r in range(rounds):
-        for name in sides if r % 2 == 0 else reversed(sides):
-            seconds = _timed_epoch(sides[name], start, images, targets, r + 1, device, batch)
-            speeds[name].append(len(images) / seconds)
-        print(f"round {r}", {k: round(v[-1]) for k, v in speeds.items()}, flush=True)
+    # Later epochs draw other augmentations (seeds 1, 2, ...).
+    sides = {name: lambda r, epoch=epoch: epoch(r + 1) for name, epoch in epochs.items()}
+    speeds = alternating_rounds(sides, len(images), rounds, device, warm_up=False)
     return {"first_epoch_seconds": first, "images_per_second": speeds, "errors": errors}
 
 
@@ -131,25 +135,17 @@ def inference(images, device: torch.device, rounds: int, batch: int) -> dict:
     eager = bare_inference(network, images[:batch], device, batch)
     compiled = torch.compile(network.features)
     sides = {
-        "eager": lambda: bare_inference(network, images, device, batch),
-        "compiled": lambda: bare_inference(network, images, device, batch, compiled),
+        "eager": lambda r: bare_inference(network, images, device, batch),
+        "compiled": lambda r: bare_inference(network, images, device, batch, compiled),
     }
     # A first pass over every image meets every batch shape (compiled once each).
-    began = time.perf_counter()
     try:
-        same = bare_inference(network, images, device, batch, compiled)
+        same, seconds = common.timed(sides["compiled"], 0)
     except Exception as exc:
         return {"errors": {"compiled": _error(exc)}}
-    first = {"compiled": time.perf_counter() - began}
+    first = {"compiled": seconds}
     difference = float(np.abs(same[:batch] - eager).max())
-    speeds = {name: [] for name in sides}
-    for r in range(rounds):
-        for name in sides if r % 2 == 0 else reversed(sides):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            began = time.perf_counter()
-            sides[name]()
-            speeds[name].append(len(images) / (time.perf_counter() - began))
+    speeds = alternating_rounds(sides, len(images), rounds, device, warm_up=False)
     return {
         "first_pass_seconds": first,
         "images_per_second": speeds,

@@ -201,12 +201,13 @@ def _synchronised(function, device):
     return run
 
 
-def alternating_rounds(sides: dict, n: int, rounds: int, device) -> dict:
+def alternating_rounds(sides: dict, n: int, rounds: int, device, warm_up: bool = True) -> dict:
     """Images per second of every side, each round in the other order.
 
-    A first round, not recorded, warms up every side (allocator, kernels).
+    A first round, not recorded, warms up every side (allocator, kernels),
+    unless ``warm_up`` is off (the caller has run and timed its own).
     """
-    for name in sides:
+    for name in sides if warm_up else ():
         _synchronised(sides[name], device)(rounds)
     speeds = {name: [] for name in sides}
     for r in range(rounds):
