@@ -41,12 +41,6 @@ import time
 import _common as common
 import numpy as np
 import torch
-from lightly.loss import NegativeCosineSimilarity, NTXentLoss
-from lightly.models.modules.heads import (
-    BYOLPredictionHead,
-    BYOLProjectionHead,
-    SimCLRProjectionHead,
-)
 from torch import nn
 
 from skclusterfit import ClusterFitTransformer
@@ -60,6 +54,10 @@ SSL_BATCH = 256
 
 class _SimCLR(nn.Module):
     def __init__(self, network, width: int):
+        # lightly is imported where it trains, so the record renders without the peers extra.
+        from lightly.loss import NTXentLoss
+        from lightly.models.modules.heads import SimCLRProjectionHead
+
         super().__init__()
         self.network = network
         self.projection = SimCLRProjectionHead(width, width, 128)
@@ -76,6 +74,9 @@ class _BYOL(nn.Module):
     """BYOL's online network, its momentum copy and the symmetric loss."""
 
     def __init__(self, network, width: int):
+        from lightly.loss import NegativeCosineSimilarity
+        from lightly.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
+
         super().__init__()
         self.network = network
         self.projection = BYOLProjectionHead(width, 1024, 256)

@@ -421,6 +421,6 @@ def _check_streamed(estimator, X, kind: str, *, reset: bool) -> StreamedImages:
             f"{type(estimator).__name__} was fitted on images with {channels} channels."
         )
     decoder = Decoder(items, kind, (height, width), channels)
-    return StreamedImages(
-        decoder, identity, estimator.num_workers, size_chosen=estimator.image_size is not None
-    )
+    # Only fit chooses the size, so only fit warns of resizing: a fit_transform warns once.
+    size_chosen = not reset or estimator.image_size is not None
+    return StreamedImages(decoder, identity, estimator.num_workers, size_chosen=size_chosen)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 
@@ -14,6 +15,19 @@ def small_digits(digits):
     """300 digit images, enough for behaviour that does not depend on quality."""
     X, y = digits
     return X[:300], y[:300]
+
+
+@pytest.fixture(scope="session")
+def auto_precision():
+    """What precision="auto" resolves to on this process's CPU, to pass to fits in others.
+
+    ``--no-native-bfloat16`` patches torch's CPU queries in this process only: a
+    worker (joblib, Dask, a subprocess) would resolve "auto" by itself, so a test
+    that compares its fits with this process's names the precision instead.
+    """
+    from skclusterfit._devices import resolve_precision
+
+    return "bfloat16" if resolve_precision("auto", torch.device("cpu")) else "float32"
 
 
 @pytest.fixture

@@ -116,9 +116,11 @@ np.save(sys.argv[2], features)
 """
 
 
-def test_fits_in_processes_sharing_the_folder_end_as_they_would_alone(digits, tiny, tmp_path):
+def test_fits_in_processes_sharing_the_folder_end_as_they_would_alone(
+    digits, tiny, tmp_path, auto_precision
+):
     X = digits[0][:300]
-    params = {**tiny, "extractor_epochs": 3, "n_jobs": 1}
+    params = {**tiny, "extractor_epochs": 3, "n_jobs": 1, "precision": auto_precision}
     runs = [params, params, {**params, "n_clusters": 8}]
     processes = [
         subprocess.Popen(

@@ -110,7 +110,18 @@ def test_drawn_into_given_axes(on_files, digit_files):
         is not None
     )
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
-        display.plot(ax=grid[:1])
+        display.plot(ax=grid[:1], n_columns=3)
+
+
+def test_the_grid_has_the_columns_asked_for_whatever_the_clusters_hold():
+    # Rows of 1 and 0 images: the grid's shape follows from n_columns, not from them.
+    images = [np.zeros((1, 8, 8, 1)), np.zeros((0, 8, 8, 1))]
+    display = ClusterDisplay(images, [0, 1], [1, 0]).plot(n_columns=6)
+    assert display.ax_.shape == (2, 6)
+    assert [len([c for c in row if c.get_images()]) for row in display.ax_] == [1, 0]
+    assert ClusterDisplay(images, [0, 1], [1, 0]).plot().ax_.shape == (2, 1)
+    with pytest.raises(ValueError, match="n_columns=1 is fewer than the 2 images"):
+        ClusterDisplay([np.zeros((2, 8, 8, 1))], [0], [2]).plot(n_columns=1)
 
 
 @pytest.mark.parametrize(

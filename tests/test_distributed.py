@@ -82,22 +82,28 @@ def test_torchrun_fit_on_two_ranks_gives_one_plain_model(tmp_path, n_clusters):
     np.testing.assert_array_equal(load(tmp_path / "model.pt").transform(X), features)
 
 
-def _grid_search(X, y):
+def _grid_search(X, y, precision):
     # n_jobs=1: Dask's workers run torch on one thread (its nanny sets
     # OMP_NUM_THREADS=1), and torch's CPU results change in the last bits
     # with the number of threads; so does this process's run with n_jobs=1.
     cf = ClusterFitTransformer(
-        max_epochs=1, extractor_epochs=1, batch_size=64, device="cpu", n_jobs=1, random_state=0
+        max_epochs=1,
+        extractor_epochs=1,
+        batch_size=64,
+        device="cpu",
+        n_jobs=1,
+        precision=precision,
+        random_state=0,
     )
     pipe = Pipeline([("cf", cf), ("clf", LogisticRegression(max_iter=200))])
     return GridSearchCV(pipe, {"cf__n_clusters": [5, 15]}, cv=2).fit(X, y)
 
 
-def test_grid_search_on_a_dask_cluster_matches_the_local_one(tmp_path):
+def test_grid_search_on_a_dask_cluster_matches_the_local_one(tmp_path, auto_precision):
     distributed = pytest.importorskip("distributed")
     X, y = datasets.load_digits(return_X_y=True)
     X, y = X[:400], y[:400]
-    local = _grid_search(X, y)
+    local = _grid_search(X, y, auto_precision)
     with distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -106,7 +112,7 @@ def test_grid_search_on_a_dask_cluster_matches_the_local_one(tmp_path):
     ) as cluster:
         with distributed.Client(cluster) as client, joblib.parallel_backend("dask"):
             with distributed.get_task_stream(client) as tasks:
-                remote = _grid_search(X, y)
+                remote = _grid_search(X, y, auto_precision)
         # The cross-validation fits ran on both workers.
         assert len({task["worker"] for task in tasks.data}) == 2
     assert remote.best_params_ == local.best_params_

@@ -77,7 +77,7 @@ def test_files_of_mixed_sizes_are_said_to_be_resized_once(grey, tiny, tmp_path):
     paths = _write(tmp_path, [*grey[:20], *larger])
     params = {**tiny, "n_clusters": 2, "batch_size": 16}
     with pytest.warns(UserWarning) as record:
-        ClusterFitTransformer(**params).fit(paths)
+        ClusterFitTransformer(**params).fit_transform(paths)
     resized = [w for w in record if "differ in size" in str(w.message)]
     assert len(resized) == 1 and resized[0].filename == __file__
     message = str(resized[0].message)

@@ -1,6 +1,7 @@
 """The project's promises to a newcomer: README commands, the demo, the public API."""
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -16,12 +17,29 @@ def _readme_commands():
     return re.findall(r"^    (python -m pip install .*)$", text, flags=re.M)
 
 
-def test_readme_gives_the_demo_and_test_commands_and_ci_runs_the_latter():
+def _ci_module():
+    spec = importlib.util.spec_from_file_location(
+        "readme_commands", ROOT / ".ci" / "readme_commands.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not (ROOT / ".ci").is_dir(), reason="needs the repository")
+def test_ci_runs_the_readme_commands_as_read_from_the_readme_in_a_fresh_environment():
     commands = [c for c in _readme_commands() if "&&" in c]
     assert len(commands) == 2
     demo, tests = commands
     assert "demo_digits.py" in demo and "pytest" in tests
-    assert tests in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.rst").read_text()
+    assert _ci_module().fresh_machine_commands(readme) == [demo, tests]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m venv" in ci and "python .ci/readme_commands.py" in ci
+    # The commands are run as read, never typed again; the extras come after them.
+    assert tests not in ci and demo not in ci
+    assert ci.index("readme_commands.py") < ci.index('".[benchmarks')
+    assert "python -m pytest --no-native-bfloat16\n" in ci
 
 
 def test_the_documented_docs_build_is_the_one_ci_runs():

@@ -26,6 +26,14 @@ gives on CPUs without and with bfloat16 arithmetic) differ as much as two seeds
 do (cluster sizes by up to 23 images), so each precision has its own recorded
 values for them; ``python -m pytest --no-native-bfloat16`` runs the suite as on
 a CPU without bfloat16.
+
+Across CPUs, float32 fits agree: an Intel Xeon with AMX, with its AVX512
+kernels and restricted to AVX2 ones (``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2``), gave the recorded cluster sizes exactly and losses
+within 0.00005. In bfloat16, AMX's kernels round differently from
+AVX512-BF16's: the same Xeon moved a cluster size by up to 17 images (losses
+by 0.19, accuracies by 0.06), so bfloat16's size tolerance is half as large
+again as that.
 """
 
 import functools
@@ -84,7 +92,7 @@ RECORDED = {
 FIRST_LOSS_TOLERANCE = 0.008
 LOSS_TOLERANCE = 0.25
 ACCURACY_TOLERANCE = 0.12
-SIZE_TOLERANCE = 15  # images, of 300
+SIZE_TOLERANCE = {"float32": 15, "bfloat16": 26}  # images, of 300
 PROBE_TOLERANCE = 0.02
 DIGITS_STUDY = Path(__file__).parents[1] / "benchmarks" / "results" / "digits.json"
 
@@ -192,7 +200,7 @@ def test_fits_stay_within_tolerances_of_the_recorded_ones(name):
     )
     found = sorted(np.bincount(cf.labels_).tolist())
     assert len(found) == len(sizes)
-    np.testing.assert_allclose(found, sizes, rtol=0, atol=SIZE_TOLERANCE)
+    np.testing.assert_allclose(found, sizes, rtol=0, atol=SIZE_TOLERANCE[_precision()])
 
 
 @pytest.mark.slow

@@ -49,7 +49,9 @@ class ClusterDisplay:
     ----------
     ax_ : ndarray of matplotlib Axes of shape (n_rows, n_columns)
         The grid's axes, one row per cluster; cells past a cluster's images
-        are blank. ``n_columns`` is the largest number of images of a row.
+        are blank. ``n_columns`` is the ``n_columns`` given to :meth:`plot`
+        (``n_images`` in :meth:`from_estimator`), so the grid's shape follows
+        from the parameters whatever the clusters hold.
     figure_ : matplotlib Figure
         The figure of the grid.
 
@@ -91,7 +93,7 @@ class ClusterDisplay:
         self.indices = indices
         self.confidences = confidences
 
-    def plot(self, *, ax=None, cmap="gray"):
+    def plot(self, *, ax=None, cmap="gray", n_columns=None):
         """Draw the grid.
 
         Parameters
@@ -102,6 +104,9 @@ class ClusterDisplay:
             ``(n_rows, n_columns)`` is used as the grid.
         cmap : str or matplotlib Colormap, default="gray"
             Colour map of grey images.
+        n_columns : int, default=None
+            Columns of the grid, at least the number of images of the fullest
+            row; ``None`` takes that number.
 
         Returns
         -------
@@ -112,7 +117,13 @@ class ClusterDisplay:
         n_rows = len(self.clusters)
         if n_rows == 0:
             raise ValueError("The display has no clusters to draw.")
-        n_columns = max(1, *(len(row) for row in self.images))
+        fullest = max(1, *(len(row) for row in self.images))
+        if n_columns is None:
+            n_columns = fullest
+        elif n_columns < fullest:
+            raise ValueError(
+                f"n_columns={n_columns} is fewer than the {fullest} images of the fullest row."
+            )
         axes = _grid(plt, ax, n_rows, n_columns)
         for row, (cluster, size, images) in enumerate(
             zip(self.clusters, self.sizes, self.images, strict=True)
@@ -175,7 +186,8 @@ class ClusterDisplay:
             Which images: those N_cf is surest belong to the cluster, surest
             first, or a random draw (see Notes of :class:`ClusterDisplay`).
         ax : matplotlib Axes or array of Axes, default=None
-            Where to draw (see :meth:`plot`).
+            Where to draw (see :meth:`plot`); an array of Axes has shape
+            ``(n_rows, n_images)``.
         random_state : int, RandomState instance or None, default=None
             Seeds the draw of ``order="random"``.
         cmap : str or matplotlib Colormap, default="gray"
@@ -210,7 +222,7 @@ class ClusterDisplay:
             indices=chosen,
             confidences=[confidence[c] for c in chosen],
         )
-        return display.plot(ax=ax, cmap=cmap)
+        return display.plot(ax=ax, cmap=cmap, n_columns=n_images)
 
 
 def _check_clusters(clusters, counts: np.ndarray) -> np.ndarray:
