@@ -22,7 +22,13 @@ import torchvision
 
 import skclusterfit
 from skclusterfit import ClusterFitTransformer, metrics
-from skclusterfit._testing import at_layer, probe_label
+from skclusterfit._testing import (
+    at_layer,
+    cpu_model,
+    describe_cpu,
+    probe_label,
+    resolve_precision,
+)
 from skclusterfit.datasets import load_digits, load_fashion_mnist, load_mnist_subset
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,9 +64,45 @@ def arguments(doc: str, **flags: str) -> argparse.ArgumentParser:
         action="store_true",
         help="a smoke run with small sizes and few epochs, written as results/*_quick.*",
     )
+    parser.add_argument(
+        "--cpu",
+        choices=sorted(CPU_MODES),
+        default="native",
+        action=_CpuMode,
+        help="avx2: rerun this command with the kernels of torch, oneDNN and MKL held to "
+        "AVX2, as on a CPU without AVX512 or bfloat16 (precision='auto' trains in float32 "
+        "there), written as results/<stem>_avx2.*",
+    )
     for name, help_text in flags.items():
         parser.add_argument("--" + name.replace("_", "-"), action="store_true", help=help_text)
     return parser
+
+
+# The environments that hold a CPU's kernels to those of a CPU without AVX512 or
+# bfloat16. Torch, oneDNN and MKL choose their kernels when they load, so a mode
+# other than "native" reruns the command in a process started with its variables.
+CPU_MODES = {
+    "native": {},
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+}
+CPU_MODE = "native"
+
+
+class _CpuMode(argparse.Action):
+    """``--cpu MODE``: rerun the command in MODE's environment, unless it is already set."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        global CPU_MODE
+        variables = CPU_MODES[value]
+        if any(os.environ.get(name) != setting for name, setting in variables.items()):
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **variables})
+        CPU_MODE = value
+        setattr(namespace, self.dest, value)
 
 
 def header() -> dict:
@@ -73,11 +115,18 @@ def header() -> dict:
         "command": f"python {command}",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"torch threads {torch.get_num_threads()}",
+        "cpu": f"{cpu_model()}; {describe_cpu()}; precision='auto' trains in {_auto_precision()} "
+        "on the CPU"
+        + "".join(f"; {name}={setting}" for name, setting in CPU_MODES[CPU_MODE].items()),
         "versions": f"skclusterfit {skclusterfit.__version__}, python "
         f"{sys.version.split()[0]}, torch {torch.__version__}, torchvision "
         f"{torchvision.__version__}, scikit-learn {sklearn.__version__}, numpy "
         f"{np.__version__}, faiss {_faiss_version()}",
     }
+
+
+def _auto_precision() -> str:
+    return "bfloat16" if resolve_precision("auto", torch.device("cpu")) else "float32"
 
 
 def markdown_header(title: str, record: dict) -> list[str]:
@@ -91,7 +140,8 @@ def markdown_header(title: str, record: dict) -> list[str]:
         # A study resumed seed by seed: each run's own date, command and machine.
         runs = [
             f"- seeds {run['seeds']}: {run['date']}, `{run['command']}`; {run['machine']}; "
-            f"{run['versions']}"
+            + (f"{run['cpu']}; " if "cpu" in run else "")
+            + f"{run['versions']}"
             for run in record["seed_runs"]
         ]
         return [f"# {title} ({record['date']})", "", "Runs:", "", *runs, "", *notes]
@@ -100,6 +150,7 @@ def markdown_header(title: str, record: dict) -> list[str]:
         "",
         f"Command: `{record['command']}`  ",
         f"Machine: {record['machine']}  ",
+        *([f"CPU: {record['cpu']}  "] if "cpu" in record else []),
         f"Versions: {record['versions']}",
         "",
         *notes,
@@ -194,6 +245,7 @@ def save_figure(fig, stem: str, quick: bool) -> None:
 
 
 def _stem(stem: str, quick: bool) -> str:
+    stem = stem if CPU_MODE == "native" else f"{stem}_{CPU_MODE}"
     return f"{stem}_quick" if quick else stem
 
 
@@ -513,9 +565,8 @@ def previous_record(stem: str) -> dict:
 
 
 def _run_of(record: dict, seeds: list) -> dict:
-    return {key: record[key] for key in ("date", "command", "machine", "versions")} | {
-        "seeds": list(seeds)
-    }
+    kept = ("date", "command", "machine", "cpu", "versions")
+    return {key: record[key] for key in kept if key in record} | {"seeds": list(seeds)}
 
 
 def _check_same_study(previous: dict, settings: tuple) -> None:

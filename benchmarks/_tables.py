@@ -81,6 +81,7 @@ def write_all(out: Path, results: Path = RESULTS) -> None:
     (out / "results_clustering.rst").write_text(_table(rows, clustering))
 
     _loop_tables(out, load)
+    _cpu_tables(out, load)
     _compile_table(out, load)
     _gpu_tables(out, load)
 
@@ -356,14 +357,61 @@ def _source(record) -> str:
     """The line under a table: the command, date, machine and versions of its run."""
     source = (
         f"Command ``{record['command']}``, run on {record['date']}; machine: "
-        f"{record['machine']}; versions: {record['versions']}."
+        f"{record['machine']}; CPU: {_cpu(record)}; versions: {record['versions']}."
     )
     if record.get("seed_runs"):
         source = " ".join(
             f"Seeds {run['seeds']}: command ``{run['command']}``, run on {run['date']}; "
-            f"machine: {run['machine']}; versions: {run['versions']}."
+            f"machine: {run['machine']}; CPU: {_cpu(run)}; versions: {run['versions']}."
             for run in record["seed_runs"]
         )
     if record.get("notes"):
         source += f" Note: {record['notes']}"
     return "\n" + source + "\n"
+
+
+def _cpu(run: dict) -> str:
+    """The CPU a run names, or that it names none (runs before records named their CPU)."""
+    return run.get("cpu", "not named in this record, which predates the CPU field")
+
+
+def _cpu_tables(out, load):
+    """The CPU modes of perf_cpu.py: kernels, roofline, training speeds, a default fit."""
+    from perf_cpu import SIDES
+
+    record = load("perf_cpu")
+    modes = record["modes"]
+    rows = [("mode", "kernels, bfloat16", '"auto" trains in', "GEMM GFLOP/s", "MFLOP/image")]
+    for mode, found in modes.items():
+        rows.append(
+            (
+                mode,
+                found["kernels and bfloat16"],
+                found["auto_precision"],
+                f"{found['gemm_gflops']:.0f}",
+                f"{found['training_flops_per_image'] / 1e6:.1f}",
+            )
+        )
+    rows_speed = [("mode", "side", "images/s", "share of GEMM rate")]
+    for mode, found in modes.items():
+        for side in SIDES:
+            speeds = found["images_per_second"][side]
+            median = statistics.median(speeds)
+            share = median * found["training_flops_per_image"] / 1e9 / found["gemm_gflops"]
+            rows_speed.append((mode, side, f"{median:.0f}", f"{share:.2f}"))
+    rows_fit = [("mode", "trains in", "fit (s)", "RotNet (s)", "N_cf (s)", "the rest (s)")]
+    for mode, found in modes.items():
+        fit, stages = found["default_fit"], found["default_fit"]["stage_seconds"]
+        rest = fit["seconds"] - stages["rotnet"] - stages["clusterfit"]
+        rows_fit.append(
+            (
+                mode,
+                found["auto_precision"],
+                f"{fit['seconds']:.0f}",
+                f"{stages['rotnet']:.0f}",
+                f"{stages['clusterfit']:.0f}",
+                f"{rest:.0f}",
+            )
+        )
+    (out / "results_cpu.rst").write_text(_rules(rows) + "\n" + _table(rows_speed, record))
+    (out / "results_cpu_fit.rst").write_text(_table(rows_fit, record))

@@ -38,6 +38,7 @@ STUDIES = {
     "levers": ("bench_levers.py",),
     "perf_clustering": ("perf_clustering.py",),
     "perf_training": ("perf_training.py",),
+    "perf_cpu": ("perf_cpu.py",),
     "perf_scaling": ("perf_scaling.py",),
     "perf_scaling_default": ("perf_scaling.py", "--default-fit"),
     "perf_memory_files": ("perf_memory_files.py",),

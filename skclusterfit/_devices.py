@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
+import platform
 
 import torch
 
 from . import _distributed as distributed
+from ._compat import warn
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -59,15 +62,101 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 
 def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` has bfloat16 arithmetic in hardware."""
+    """Whether ``device`` has bfloat16 arithmetic in hardware, and torch's kernels use it.
+
+    On the CPU both must hold: AMX or AVX512-BF16 in the hardware, and kernels
+    that reach them. ``ATEN_CPU_CAPABILITY=avx2`` (torch's own kernels) or
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN's convolutions and matrix products)
+    restrict a CPU to kernels that emulate bfloat16, slowly.
+    """
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
-        # torch's own queries of the CPU's instruction sets (private, so looked up
-        # defensively: an older torch without them gets float32).
-        queries = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        return any(getattr(torch.cpu, name, lambda: False)() for name in queries)
+        return _cpu_bfloat16_hardware() is not None and _cpu_kernels_reach_bfloat16()
     return False
+
+
+def _cpu_bfloat16_hardware() -> str | None:
+    """ "AMX" or "AVX512-BF16", the CPU's bfloat16 instructions, or None."""
+    # torch's own queries of the CPU's instruction sets (private, so looked up
+    # defensively: an older torch without them gets float32).
+    for name, query in (
+        ("AMX", "_is_amx_tile_supported"),
+        ("AVX512-BF16", "_is_avx512_bf16_supported"),
+    ):
+        if getattr(torch.cpu, query, lambda: False)():
+            return name
+    return None
+
+
+def _cpu_kernels_reach_bfloat16() -> bool:
+    """Whether neither torch's nor oneDNN's kernels are held below AVX512 by the environment."""
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    ceiling = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL"))
+    ceiling = ceiling.strip().upper()
+    return ceiling in ("", "ALL", "DEFAULT") or any(
+        word in ceiling for word in ("BF16", "AMX", "AVX10")
+    )
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (or the platform's processor)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_cpu() -> str:
+    """The CPU's kernels and bfloat16, as ``verbose=1`` and the benchmarks' records name them.
+
+    For example ``"AVX512 kernels, bfloat16 native (AMX)"`` or ``"AVX2
+    kernels, bfloat16 emulated"``.
+    """
+    hardware = _cpu_bfloat16_hardware()
+    kernels = f"{torch.backends.cpu.get_cpu_capability()} kernels"
+    if hardware is None:
+        return f"{kernels}, bfloat16 emulated"
+    if not _cpu_kernels_reach_bfloat16():
+        return f"{kernels}, bfloat16 emulated ({hardware} left unused by the kernels)"
+    return f"{kernels}, bfloat16 native ({hardware})"
+
+
+def describe_fit(device: torch.device, precision: str) -> str:
+    """Where and in what precision a fit trains, the line ``verbose=1`` starts with."""
+    if device.type == "cuda":
+        where = f"{device} ({torch.cuda.get_device_name(device)})"
+    elif device.type == "cpu":
+        threads = torch.get_num_threads()
+        where = f"cpu ({describe_cpu()}; {threads} torch thread{'s' * (threads != 1)})"
+    else:
+        where = str(device)
+    dtype = resolve_precision(precision, device)
+    trains = "float32" if dtype is None else str(dtype).removeprefix("torch.")
+    return f"fitting on {where}; training in {trains} (precision={precision!r})"
+
+
+# How much slower the package's training stage ran in bfloat16 than in float32 on a
+# CPU that emulates it (benchmarks/results/perf_cpu.json, the "avx2" mode); a test
+# checks this figure against that record.
+EMULATED_BFLOAT16_SLOWDOWN = 9.2
+
+
+def warn_of_emulated_bfloat16(precision: str, device: torch.device) -> None:
+    """Warn where ``precision="bfloat16"`` was asked for on a CPU that only emulates it."""
+    if precision != "bfloat16" or device.type != "cpu" or native_bfloat16(device):
+        return
+    warn(
+        f"precision='bfloat16' on a CPU without bfloat16 arithmetic ({describe_cpu()}): "
+        f"it is emulated, and training ran {EMULATED_BFLOAT16_SLOWDOWN:.1f} times slower "
+        f"in bfloat16 than in float32 on such a CPU. precision='auto' trains in float32 "
+        f"here."
+    )
 
 
 # batch_size="auto": BASE_BATCH images a step, for which learning_rate is given;

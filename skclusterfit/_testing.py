@@ -14,7 +14,17 @@ import contextlib
 
 from . import _clustering, _networks
 from ._clustering import _choose, _faiss_kmeans, _sklearn_model
-from ._devices import _FLOAT32_PARTS, autocast, native_bfloat16, resolve_batch, to_device
+from ._devices import (
+    _FLOAT32_PARTS,
+    EMULATED_BFLOAT16_SLOWDOWN,
+    autocast,
+    cpu_model,
+    describe_cpu,
+    native_bfloat16,
+    resolve_batch,
+    resolve_precision,
+    to_device,
+)
 from ._inputs import check_images
 from ._networks import build_network
 from ._sources import ArrayImages
@@ -27,6 +37,7 @@ __all__ = [
     "ArrayImages",
     "ClassIds",
     "ClassProbabilities",
+    "EMULATED_BFLOAT16_SLOWDOWN",
     "STEM_SIDE",
     "_choose",
     "_faiss_kmeans",
@@ -36,6 +47,8 @@ __all__ = [
     "autocast",
     "build_network",
     "check_images",
+    "cpu_model",
+    "describe_cpu",
     "float32_parts",
     "infer",
     "make_config",
@@ -43,6 +56,7 @@ __all__ = [
     "observing_clustering",
     "probe_label",
     "resolve_batch",
+    "resolve_precision",
     "stem_side",
     "to_device",
     "train",

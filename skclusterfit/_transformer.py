@@ -22,7 +22,15 @@ from . import _distributed as distributed
 from . import _persistence
 from ._checkpoints import holding, stage_cache
 from ._clustering import CLUSTERERS, embed_and_cluster
-from ._devices import PRECISIONS, resolve_batch, resolve_device, seeded, torch_threads
+from ._devices import (
+    PRECISIONS,
+    describe_fit,
+    resolve_batch,
+    resolve_device,
+    seeded,
+    torch_threads,
+    warn_of_emulated_bfloat16,
+)
 from ._extractors import fit_extractor, pretext_outputs
 from ._inputs import check_fit_inputs, check_images, cluster_counts
 from ._networks import (
@@ -357,7 +365,9 @@ class ClusterFitTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         architecture = params["architecture"]
         pretext = pretext_outputs(self.extractor, source, labels, self.rotations_per_image)
         reporter = Reporter(self.verbose)
+        warn_of_emulated_bfloat16(self.precision, device)
         with _FITTING, torch_threads(self.n_jobs):
+            reporter.say(describe_fit(device, self.precision))
             cache = stage_cache(
                 self.checkpoint_dir, params, source, labels, device=device, pretext_outputs=pretext
             )

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,34 @@ def test_gpu_check_summary_shows_the_step_profile_and_compile_sections(monkeypat
     compiled["inference"] = {"errors": {"compiled": "RuntimeError: no cc"}}
     text = gpu_check.markdown(record)
     assert "2.50 ms, 900 host operator calls." in text and "compiled failed" in text
+
+
+def test_the_emulated_bfloat16_slowdown_the_package_warns_of_is_the_recorded_one(monkeypatch):
+    from skclusterfit._devices import EMULATED_BFLOAT16_SLOWDOWN
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    record = json.loads((BENCHMARKS / "results" / "perf_cpu.json").read_text())
+    slowdown = _module("perf_cpu").emulated_bfloat16_slowdown(record)
+    assert round(slowdown, 1) == EMULATED_BFLOAT16_SLOWDOWN
+    assert not record["modes"]["avx2"]["native_bfloat16"]
+
+
+def test_cpu_avx2_reruns_a_study_with_the_kernels_held_to_avx2(tmp_path):
+    # torch reads ATEN_CPU_CAPABILITY when it loads, so --cpu avx2 restarts the
+    # command with it (and oneDNN's and MKL's) set; the results get their own stem.
+    script = tmp_path / "study.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(BENCHMARKS)!r})\n"
+        "import _common as common, torch\n"
+        "common.arguments('A study.').parse_args()\n"
+        "print(torch.backends.cpu.get_cpu_capability(), common._stem('s', True),\n"
+        "      common.header()['cpu'].split('; ')[1:])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY",)}
+    run = [sys.executable, str(script), "--cpu", "avx2"]
+    done = subprocess.run(run, capture_output=True, text=True, check=True, env=env)
+    capability, stem, cpu = done.stdout.split(" ", 2)
+    assert (capability, stem) == ("AVX2", "s_avx2_quick")
+    assert "AVX2 kernels, bfloat16 emulated" in cpu and "float32" in cpu
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in cpu and "MKL_ENABLE_INSTRUCTIONS=AVX2" in cpu

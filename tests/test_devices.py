@@ -1,5 +1,7 @@
 """Device and precision choices, and what they change in a fit."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -34,12 +36,83 @@ def test_auto_precision_follows_the_hardware(monkeypatch, native):
     assert resolve_precision("bfloat16", cpu) == torch.bfloat16
 
 
+def _cpu(monkeypatch, amx=False, avx512_bf16=False, capability="AVX512", onednn=None):
+    """Make torch's queries describe a CPU; ``onednn``: ONEDNN_MAX_CPU_ISA, if set."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if onednn is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn)
+
+
 def test_cpu_bfloat16_query_reads_the_instruction_sets(monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    _cpu(monkeypatch, avx512_bf16=True)
     assert native_bfloat16(torch.device("cpu"))
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    _cpu(monkeypatch)
     assert not native_bfloat16(torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "capability, onednn, native",
+    [
+        ("AVX512", None, True),
+        ("AVX512", "AVX512_CORE_AMX", True),
+        ("AVX512", "all", True),
+        ("AVX2", None, False),  # ATEN_CPU_CAPABILITY=avx2: torch's kernels emulate it
+        ("AVX512", "AVX2", False),  # oneDNN's convolutions would emulate it
+        ("AVX512", "AVX512_CORE", False),
+    ],
+)
+def test_bfloat16_is_native_only_where_the_kernels_reach_it(
+    monkeypatch, capability, onednn, native
+):
+    from skclusterfit._devices import describe_cpu
+
+    _cpu(monkeypatch, amx=True, capability=capability, onednn=onednn)
+    assert native_bfloat16(torch.device("cpu")) is native
+    assert resolve_precision("auto", torch.device("cpu")) == (torch.bfloat16 if native else None)
+    described = describe_cpu()
+    assert described.startswith(f"{capability} kernels, bfloat16 ")
+    assert ("native (AMX)" in described) is native
+    assert ("AMX left unused by the kernels" in described) is not native
+
+
+def test_bfloat16_asked_for_where_it_is_emulated_is_warned_about_once(
+    small_digits, tiny, monkeypatch
+):
+    from skclusterfit._devices import EMULATED_BFLOAT16_SLOWDOWN
+
+    X, _ = small_digits
+    _cpu(monkeypatch, capability="AVX2")
+    with pytest.warns(UserWarning) as record:
+        ClusterFitTransformer(**tiny, precision="bfloat16").fit_transform(X)
+    emulated = [w for w in record if "without bfloat16 arithmetic" in str(w.message)]
+    assert len(emulated) == 1 and emulated[0].filename == __file__
+    message = str(emulated[0].message)
+    assert "AVX2 kernels, bfloat16 emulated" in message
+    assert f"{EMULATED_BFLOAT16_SLOWDOWN:.1f} times slower" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for precision in ("auto", "float32"):
+            ClusterFitTransformer(**tiny, precision=precision).fit(X)
+        _cpu(monkeypatch, avx512_bf16=True)
+        ClusterFitTransformer(**tiny, precision="bfloat16").fit(X)
+
+
+def test_a_verbose_fit_starts_by_naming_the_device_kernels_and_precision(
+    small_digits, tiny, monkeypatch, capsys
+):
+    X, _ = small_digits
+    _cpu(monkeypatch, capability="AVX2")
+    ClusterFitTransformer(**tiny, verbose=1, n_jobs=1).fit(X)
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == (
+        "[ClusterFit] fitting on cpu (AVX2 kernels, bfloat16 emulated; 1 torch thread); "
+        "training in float32 (precision='auto')"
+    )
 
 
 def test_bfloat16_fits_repeat_exactly_and_differ_from_float32(small_digits, tiny):

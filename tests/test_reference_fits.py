@@ -49,7 +49,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._devices import resolve_precision
+from skclusterfit._devices import cpu_model, resolve_precision
 from skclusterfit.metrics import linear_probe_score
 
 SETTINGS = dict(
@@ -137,17 +137,6 @@ def _precision() -> str:
     return "bfloat16" if resolve_precision("auto", torch.device("cpu")) else "float32"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine_key() -> str:
     """What the bit-exact results depend on: CPU model, instruction sets, versions, precision."""
     sets = [
@@ -161,7 +150,7 @@ def machine_key() -> str:
     return " | ".join(
         [
             platform.machine(),
-            _cpu_model(),
+            cpu_model(),
             "+".join(sets) or torch.backends.cpu.get_cpu_capability(),
             f"torch {torch.__version__}",
             f"numpy {np.__version__}",
