@@ -30,6 +30,10 @@ def test_verbose_0_prints_nothing_at_all(small_digits, tiny, capfd):
     assert capfd.readouterr() == ("", "")
 
 
+FIT_LINE = (
+    r"\[ClusterFit\] fitting on cpu \(\w+ kernels, bfloat16 \w+.*; \d+ torch threads?\); "
+    r"training in (float32|bfloat16) \(precision='auto'\)\n"
+)
 STAGE_LINES = [
     r"\[ClusterFit\] rotnet: 1 epoch in \d+\.\ds\n",
     r"\[ClusterFit\] extractor: \d+ features per image\n",
@@ -55,7 +59,8 @@ def test_verbose_1_shows_stages_and_a_bar_per_stage(small_digits, tiny, capsys):
     for stage, total, unit in [("rotnet", 5, "step"), ("embedding", 300, "image")]:
         last = re.findall(rf"\[ClusterFit\] {stage}: +100%.*? {total}/{total} \[(.*?)\]", err)
         assert last and re.match(rf"\d\d:\d\d<\d\d:\d\d, +[\d.]+({unit}/s|s/{unit})", last[-1])
-    assert err.count("\n") == len(STAGE_LINES) + 3
+    assert re.match(FIT_LINE, err), err.splitlines()[0]
+    assert err.count("\n") == len(STAGE_LINES) + 4
 
 
 def test_verbose_1_without_tqdm_prints_a_line_per_epoch(small_digits, tiny, capsys, no_tqdm):
@@ -64,6 +69,7 @@ def test_verbose_1_without_tqdm_prints_a_line_per_epoch(small_digits, tiny, caps
     err = capsys.readouterr().err
     lines = err.splitlines(keepends=True)
     expected = [
+        FIT_LINE,
         r"\[ClusterFit\] rotnet epoch 1/1: loss \d\.\d{4}, rotation accuracy \d\.\d{3} "
         r"\(\d+\.\ds, about 0s left\)\n",
         *STAGE_LINES[:4],
