@@ -26,8 +26,8 @@ from skclusterfit._testing import (
     at_layer,
     cpu_model,
     describe_cpu,
+    precision_name,
     probe_label,
-    resolve_precision,
 )
 from skclusterfit.datasets import load_digits, load_fashion_mnist, load_mnist_subset
 
@@ -115,7 +115,8 @@ def header() -> dict:
         "command": f"python {command}",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"torch threads {torch.get_num_threads()}",
-        "cpu": f"{cpu_model()}; {describe_cpu()}; precision='auto' trains in {_auto_precision()} "
+        "cpu": f"{cpu_model()}; {describe_cpu()}; precision='auto' trains in "
+        f"{precision_name('auto', torch.device('cpu'))} "
         "on the CPU"
         + "".join(f"; {name}={setting}" for name, setting in CPU_MODES[CPU_MODE].items()),
         "versions": f"skclusterfit {skclusterfit.__version__}, python "
@@ -123,10 +124,6 @@ def header() -> dict:
         f"{torchvision.__version__}, scikit-learn {sklearn.__version__}, numpy "
         f"{np.__version__}, faiss {_faiss_version()}",
     }
-
-
-def _auto_precision() -> str:
-    return "bfloat16" if resolve_precision("auto", torch.device("cpu")) else "float32"
 
 
 def markdown_header(title: str, record: dict) -> list[str]:

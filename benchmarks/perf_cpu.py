@@ -95,7 +95,7 @@ def measure_mode(n: int, rounds: int, n_fit: int, quick: bool) -> dict:
         build_network,
         describe_cpu,
         native_bfloat16,
-        resolve_precision,
+        precision_name,
     )
     from skclusterfit.datasets import load_fashion_mnist
 
@@ -118,13 +118,12 @@ def measure_mode(n: int, rounds: int, n_fit: int, quick: bool) -> dict:
         "package, bfloat16": side(package_epoch, BFLOAT16),
         "bare, bfloat16": side(bare_epoch, BFLOAT16),
     }
-    auto = resolve_precision("auto", cpu)
     return {
         "cpu": common.cpu_model(),
         "capability": torch.backends.cpu.get_cpu_capability(),
         "kernels and bfloat16": describe_cpu(),
         "native_bfloat16": native_bfloat16(cpu),
-        "auto_precision": "float32" if auto is None else "bfloat16",
+        "auto_precision": precision_name("auto", cpu),
         "torch_threads": torch.get_num_threads(),
         "gemm_gflops": gemm_gflops(),
         "training_flops_per_image": training_flops_per_image(),

@@ -61,6 +61,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if native_bfloat16(device) else None
 
 
+def precision_name(precision: str, device: torch.device) -> str:
+    """``"float32"`` or ``"bfloat16"``: what ``precision`` trains in on ``device``."""
+    dtype = resolve_precision(precision, device)
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
+
+
 def native_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` has bfloat16 arithmetic in hardware, and torch's kernels use it.
 
@@ -136,8 +142,7 @@ def describe_fit(device: torch.device, precision: str) -> str:
         where = f"cpu ({describe_cpu()}; {threads} torch thread{'s' * (threads != 1)})"
     else:
         where = str(device)
-    dtype = resolve_precision(precision, device)
-    trains = "float32" if dtype is None else str(dtype).removeprefix("torch.")
+    trains = precision_name(precision, device)
     return f"fitting on {where}; training in {trains} (precision={precision!r})"
 
 

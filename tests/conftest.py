@@ -25,9 +25,9 @@ def auto_precision():
     worker (joblib, Dask, a subprocess) would resolve "auto" by itself, so a test
     that compares its fits with this process's names the precision instead.
     """
-    from skclusterfit._devices import resolve_precision
+    from skclusterfit._devices import precision_name
 
-    return "bfloat16" if resolve_precision("auto", torch.device("cpu")) else "float32"
+    return precision_name("auto", torch.device("cpu"))
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit._devices import cpu_model, resolve_precision
+from skclusterfit._devices import cpu_model, precision_name
 from skclusterfit.metrics import linear_probe_score
 
 SETTINGS = dict(
@@ -134,7 +134,7 @@ RECORDED_DIGESTS = {
 
 def _precision() -> str:
     """The precision "auto" trains in on this CPU."""
-    return "bfloat16" if resolve_precision("auto", torch.device("cpu")) else "float32"
+    return precision_name("auto", torch.device("cpu"))
 
 
 def machine_key() -> str:
