@@ -53,6 +53,12 @@ def read_item(items, index: int, kind: str, draft: tuple | None = None):
             return image, own_size
     except FileNotFoundError:
         raise FileNotFoundError(f"Image {item_name(items, index, kind)} does not exist.") from None
+    except Image.DecompressionBombError as exc:
+        # PIL's own message names no file; a folder of thousands needs the name.
+        raise ValueError(
+            f"Cannot decode {item_name(items, index, kind)}: {exc} Raise "
+            "PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             # The system could not read the file (no permission, a folder, a disk

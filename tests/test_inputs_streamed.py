@@ -238,6 +238,23 @@ def test_faiss_trains_on_at_most_256_points_per_cluster(digits, tiny, capsys):
     assert "fitted on 512 of 600 images" in capsys.readouterr().err
 
 
+def test_a_decompression_bomb_is_named(grey, tmp_path, params, monkeypatch):
+    from PIL import Image as PILImage
+
+    paths = [tmp_path / f"{i}.png" for i in range(4)]
+    for image, path in zip(grey, paths, strict=False):
+        Image.fromarray(image).save(path)
+    Image.fromarray(np.zeros((60, 60), np.uint8)).save(paths[2])
+    # 3,600 pixels: more than twice this limit, so PIL refuses it as a bomb.
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1_000)
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot decode image file .*2\.png' \(X\[2\]\).*"
+        r"MAX_IMAGE_PIXELS",
+    ):
+        ClusterFitTransformer(**{**params, "n_clusters": 2}).fit(paths)
+
+
 def test_files_the_system_cannot_read_keep_their_error(grey, tmp_path, params, monkeypatch):
     from PIL import Image as PILImage
 
