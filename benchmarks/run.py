@@ -63,6 +63,8 @@ STUDIES = {
     "fashion_10k": ("bench_fashion_10k.py",),
     "batch_size": ("bench_batch_size.py",),
     "batch_size_10k": ("bench_batch_size.py", "--fashion-10k"),
+    "frontier_avx2": ("bench_frontier.py", "--cpu", "avx2"),
+    "frontier_heldout_avx2": ("bench_frontier.py", "--held-out-classes", "--cpu", "avx2"),
 }
 
 
