@@ -217,9 +217,13 @@ def fit_timed(X, seconds: dict, row: str, stage: str, **params) -> ClusterFitTra
     """``ClusterFitTransformer(**params)`` fitted on ``X``; ``stage``'s training time
     (from ``history_``) is appended to ``seconds[row]``."""
     model = ClusterFitTransformer(**params).fit(X)
-    spent = sum(epoch["seconds"] for epoch in model.history_ if epoch["stage"] == stage)
-    seconds.setdefault(row, []).append(spent)
+    seconds.setdefault(row, []).append(stage_seconds(model, stage))
     return model
+
+
+def stage_seconds(model: ClusterFitTransformer, stage: str) -> float:
+    """The training seconds of ``stage`` in a fitted model, from its ``history_``."""
+    return sum(epoch["seconds"] for epoch in model.history_ if epoch["stage"] == stage)
 
 
 def pyplot():

@@ -382,15 +382,15 @@ def _frontier_tables(out, load, results):
     One table for 10k Fashion-MNIST (a column per probe); for the held-out-class
     protocol, one table per probe (a column per target).
     """
-    record = load("frontier_avx2")
-    (target,) = record["scores"]
-    scores = record["scores"][target]
+    fashion = load("frontier_avx2")
+    (target,) = fashion["scores"]
+    scores = fashion["scores"][target]
     probes = list(next(iter(scores.values())))
     rows = [("fit", "fit (s)", *probes)]
-    for name, seconds in record["fit_seconds"].items():
+    for name, seconds in fashion["fit_seconds"].items():
         cells = (_spread(scores[name][probe]) for probe in probes)
         rows.append((name, _spread(seconds, ".0f"), *cells))
-    (out / "results_frontier_avx2.rst").write_text(_table(rows, record))
+    (out / "results_frontier_avx2.rst").write_text(_table(rows, fashion))
     record = load("frontier_heldout_avx2")
     targets = list(record["scores"])
     tables = []
@@ -404,7 +404,7 @@ def _frontier_tables(out, load, results):
         shutil.copyfile(results / f"{stem}.png", out / f"{stem}.png")
     from bench_frontier import LINEAR_MARGIN, TARGET_SECONDS, answer
 
-    found = answer(load("frontier_avx2"), record)
+    found = answer(fashion, record)
     lines = [
         f"Each faster fit against the targets (a fit of at most {TARGET_SECONDS} s here, the "
         f"10k linear probe within {LINEAR_MARGIN * 100:.1f} points of the defaults', every "

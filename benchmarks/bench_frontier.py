@@ -118,10 +118,6 @@ def early_stop_epoch(losses: list[float], tol: float = TOL, patience: int = N_IT
     return None
 
 
-def _stage_seconds(model, stage: str) -> float:
-    return sum(epoch["seconds"] for epoch in model.history_ if epoch["stage"] == stage)
-
-
 def fit_rows(X, seed: int, quick: bool, rows, record: dict) -> dict:
     """Fit ``rows`` for one seed; row -> features function, timings into ``record``."""
     reps, shared = {}, {}
@@ -137,7 +133,7 @@ def fit_rows(X, seed: int, quick: bool, rows, record: dict) -> dict:
             if quick and "extractor_epochs" in trains:
                 trains["extractor_epochs"] = 1
             model, seconds = common.timed(ClusterFitTransformer(**params, **trains).fit, X)
-            n_pre_seconds = _stage_seconds(model, "rotnet")
+            n_pre_seconds = common.stage_seconds(model, "rotnet")
             shared[n_pre] = (model.extractor_, n_pre_seconds)
             # The control: N_pre's own features, with the same recipe.
             reps[f"{n_pre} alone"] = common.feature_layer(model, "extractor")
