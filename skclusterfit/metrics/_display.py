@@ -114,32 +114,16 @@ class ClusterDisplay:
             ``self``, with ``figure_`` and ``ax_``.
         """
         plt = _pyplot("ClusterDisplay.plot")
-        n_rows = len(self.clusters)
-        if n_rows == 0:
+        if len(self.clusters) == 0:
             raise ValueError("The display has no clusters to draw.")
-        fullest = max(1, *(len(row) for row in self.images))
-        if n_columns is None:
-            n_columns = fullest
-        elif n_columns < fullest:
-            raise ValueError(
-                f"n_columns={n_columns} is fewer than the {fullest} images of the fullest row."
-            )
-        axes = _grid(plt, ax, n_rows, n_columns)
-        for row, (cluster, size, images) in enumerate(
-            zip(self.clusters, self.sizes, self.images, strict=True)
-        ):
-            for column, cell in enumerate(axes[row]):
-                cell.set_axis_off()
-                if column < len(images):
-                    image = np.asarray(images[column])
-                    grey = image.shape[-1] == 1
-                    cell.imshow(image[..., 0] if grey else image, cmap=cmap, vmin=0, vmax=1)
-            images_word = "image" if size == 1 else "images"
-            axes[row, 0].set_title(
-                f"cluster {cluster}: {size} {images_word}", loc="left", fontsize="small"
-            )
-        self.ax_ = axes
-        self.figure_ = axes[0, 0].figure
+        titles = [
+            f"cluster {cluster}: {size} {'image' if size == 1 else 'images'}"
+            for cluster, size in zip(self.clusters, self.sizes, strict=True)
+        ]
+        self.ax_ = draw_rows(
+            plt, ax, self.images, titles, cmap=cmap, n_columns=n_columns, what="cluster"
+        )
+        self.figure_ = self.ax_[0, 0].figure
         return self
 
     @classmethod
@@ -246,7 +230,43 @@ def _check_clusters(clusters, counts: np.ndarray) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def _grid(plt, ax, n_rows: int, n_columns: int) -> np.ndarray:
+def draw_rows(plt, ax, rows, titles, *, captions=None, cmap="gray", n_columns=None, what="row"):
+    """Draw ``rows`` of images (each (n, H, W, C) in [0, 1]) as a grid; return its Axes.
+
+    Each row's title goes above its first image, ``captions`` (a list of
+    strings per row) under each image; ``n_columns`` is at least the fullest
+    row's length (``None`` takes it). ``what`` names a row in errors.
+    """
+    fullest = max(1, *(len(row) for row in rows))
+    if n_columns is None:
+        n_columns = fullest
+    elif n_columns < fullest:
+        raise ValueError(
+            f"n_columns={n_columns} is fewer than the {fullest} images of the fullest row."
+        )
+    axes = _grid(plt, ax, len(rows), n_columns, what)
+    for r, images in enumerate(rows):
+        for column, cell in enumerate(axes[r]):
+            cell.set_axis_off()
+            if column < len(images):
+                image = np.asarray(images[column])
+                grey = image.shape[-1] == 1
+                cell.imshow(image[..., 0] if grey else image, cmap=cmap, vmin=0, vmax=1)
+                if captions is not None:
+                    cell.text(
+                        0.5,
+                        -0.04,
+                        captions[r][column],
+                        transform=cell.transAxes,
+                        ha="center",
+                        va="top",
+                        fontsize="x-small",
+                    )
+        axes[r, 0].set_title(titles[r], loc="left", fontsize="small")
+    return axes
+
+
+def _grid(plt, ax, n_rows: int, n_columns: int, what: str = "cluster") -> np.ndarray:
     """A 2-D array of Axes of shape ``(n_rows, n_columns)``, from ``ax`` as :meth:`plot` says."""
     from matplotlib.axes import Axes
 
@@ -265,6 +285,6 @@ def _grid(plt, ax, n_rows: int, n_columns: int) -> np.ndarray:
     if axes.shape != (n_rows, n_columns):
         raise ValueError(
             f"ax must be one Axes or an array of Axes of shape ({n_rows}, {n_columns}): a "
-            f"row per cluster, a column per image; got shape {axes.shape}."
+            f"row per {what}, a column per image; got shape {axes.shape}."
         )
     return axes
