@@ -77,6 +77,12 @@ def run_on_main(function):
     return result
 
 
+def barrier() -> None:
+    """Wait until every rank is here (nothing to wait for outside a process group)."""
+    if active():
+        dist.barrier()
+
+
 def broadcast(obj):
     """Rank 0's ``obj`` (any picklable object) on every rank."""
     if not active():

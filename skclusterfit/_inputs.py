@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import validate_data
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ._checkpoints import unfingerprintable
 from ._compat import warn
@@ -424,3 +424,14 @@ def _check_streamed(estimator, X, kind: str, *, reset: bool) -> StreamedImages:
     # Only fit chooses the size, so only fit warns of resizing: a fit_transform warns once.
     size_chosen = not reset or estimator.image_size is not None
     return StreamedImages(decoder, identity, estimator.num_workers, size_chosen=size_chosen)
+
+
+def images_at(X, indices: np.ndarray):
+    """The images ``X[indices]``: rows of an array or a DataFrame, items of a list or Dataset."""
+    if isinstance(X, Dataset):
+        return Subset(X, indices.tolist())
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in indices]
+    if hasattr(X, "iloc"):
+        return X.iloc[indices]
+    return np.asarray(X)[indices]

@@ -5,25 +5,36 @@ own (``images``, ``data``, ``target``, ``target_names``, ``DESCR``), or
 ``(data, target)`` with ``return_X_y=True``. Images are uint8 where the source
 is; nothing is downloaded. :func:`export_clusters` goes the other way: it
 writes the clusters a fitted transformer finds in image files as a folder of
-one sub-folder per cluster, as image-folder data sets are laid out.
+one sub-folder per cluster, as image-folder data sets are laid out, and
+:func:`write_features` writes the features of any number of images to disk a
+chunk at a time, resumably; :func:`load_features` reads them back.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import numbers
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import StrOptions, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from . import _feature_files
 from ._inputs import _streamed_kind
 from .metrics._layers import check_clusterfit, clusters_and_confidence
 
-__all__ = ["export_clusters", "load_digits", "load_fashion_mnist", "load_mnist_subset"]
+__all__ = [
+    "export_clusters",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_features",
+    "load_mnist_subset",
+    "write_features",
+]
 
 FASHION_MNIST_FOLDER = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
@@ -272,6 +283,117 @@ def export_clusters(estimator, paths, folder, *, mode: str = "link") -> Path:
         writer.writerow(["path", "cluster", "confidence", "file"])
         writer.writerows(rows)
     return csv_path
+
+
+@validate_params(
+    {
+        "estimator": "no_validation",  # checked below, with a hint for a pipeline
+        "X": "no_validation",  # as transform takes it; checked there
+        "folder": [str, os.PathLike],
+        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def write_features(estimator, X, folder, *, chunk_size: int = 4096) -> Path:
+    """Write the features of ``X`` to ``folder``, a chunk at a time; resumable.
+
+    The features are ``estimator.transform``'s, computed ``chunk_size``
+    images at a time and written through a memory map, so that memory holds
+    one chunk's images and features whatever the number of images. The
+    folder holds:
+
+    - ``features.npy``: float32 features, one row per image, in the order of ``X``
+      (``numpy.load(..., mmap_mode="r")`` reads it without loading it);
+    - ``images.csv``: each row's ``index`` and, for image files, its ``path``
+      (also ``images.parquet`` when pandas and pyarrow are installed);
+    - ``manifest.json``: the number of images and features, the chunk size,
+      digests of the images and the model, and ``"complete": true`` at the end;
+    - ``chunks/``: an empty file for each chunk written.
+
+    **Resuming.** After an interruption, call it again with the same model,
+    images and ``chunk_size``: chunks already written are skipped, the others
+    computed. A folder written for other images, another model or another
+    chunk size is refused, never overwritten. Image files are recognised by
+    their paths, sizes and modification times, arrays by their values, a
+    Dataset by its type, length and eight of its images.
+
+    **Several processes.** Inside a ``torch.distributed`` process group every
+    rank must call it with the same arguments; rank ``r`` of ``w`` writes the
+    chunks ``r, r + w, r + 2w, ...`` into the same file, and rank 0 writes the
+    image table once all are done.
+
+    Parameters
+    ----------
+    estimator : ClusterFitTransformer
+        A fitted transformer.
+    X : array-like, sequence of paths or torch Dataset
+        Images, as ``estimator.transform`` takes them.
+    folder : str or path
+        Where to write: a new or empty folder, or the folder of an
+        interrupted write of the same features.
+    chunk_size : int, default=4096
+        Images transformed at a time.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The folder written; :func:`load_features` reads it.
+
+    Raises
+    ------
+    FileExistsError
+        When ``folder`` exists and is neither empty nor a features folder.
+    ValueError
+        When ``folder`` holds features of other images, another model or
+        another chunk size.
+
+    See Also
+    --------
+    load_features : Reads the folder back.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skclusterfit import ClusterFitTransformer
+    >>> from skclusterfit.datasets import load_features, write_features
+    >>> X = load_digits().data[:300]
+    >>> cf = ClusterFitTransformer(n_clusters=5, max_epochs=1, extractor_epochs=1,
+    ...                            random_state=0).fit(X)
+    >>> folder = write_features(cf, X, os.path.join(tempfile.mkdtemp(), "f"), chunk_size=128)
+    >>> stored = load_features(folder)
+    >>> np.allclose(stored.features, cf.transform(X), atol=1e-5)
+    True
+    """
+    check_clusterfit(estimator, "write_features")
+    return _feature_files.write_features(estimator, X, folder, chunk_size=chunk_size)
+
+
+def load_features(folder) -> Bunch:
+    """Read the features a :func:`write_features` call wrote.
+
+    Parameters
+    ----------
+    folder : str or path
+        The folder :func:`write_features` wrote.
+
+    Returns
+    -------
+    Bunch
+        ``features``, a read-only memory-mapped float32 array (n_images,
+        n_features); ``paths``, the image files' paths in the same order, or
+        None when the images were an array or a Dataset; ``manifest``, the
+        contents of ``manifest.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``folder`` is not a features folder.
+    ValueError
+        When the write was interrupted and not resumed to the end.
+    """
+    return _feature_files.load_features(folder)
 
 
 def _bunch(images, target, target_names, description, return_X_y):

@@ -18,8 +18,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted
-from torch.utils.data import Dataset, Subset
 
+from .._inputs import images_at
 from ._layers import at_layer, check_clusterfit, pixels
 from ._probes import FEW_SHOTS, NEIGHBOURS, PROBES, check_probes, probe_scores
 from ._report import BOTH, CONTROL, N_CF, N_PRE, PIXELS, RepresentationReport
@@ -250,9 +250,9 @@ def representation_report(
                 Z_train, Z_test = data[train], data[test]
             else:
                 fitted = clone(transformer)
-                Z_train = fitted.fit_transform(_rows(data, train), y[train])
+                Z_train = fitted.fit_transform(images_at(data, train), y[train])
                 Z_train = _features(Z_train, len(train), name)
-                Z_test = _features(fitted.transform(_rows(data, test)), len(test), name)
+                Z_test = _features(fitted.transform(images_at(data, test)), len(test), name)
             found = probe_scores(
                 Z_train,
                 y[train],
@@ -330,14 +330,3 @@ def _features(Z, n_samples: int, name: str) -> np.ndarray:
             f"gives one row per image."
         )
     return Z
-
-
-def _rows(X, indices: np.ndarray):
-    """The images ``X[indices]``: rows of an array or a DataFrame, items of a list or Dataset."""
-    if isinstance(X, Dataset):
-        return Subset(X, indices.tolist())
-    if isinstance(X, (list, tuple)):
-        return [X[i] for i in indices]
-    if hasattr(X, "iloc"):
-        return X.iloc[indices]
-    return np.asarray(X)[indices]
