@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         help="fit ClusterFit on the images of a folder and write everything it finds",
         description="Fit ClusterFit on every image under FOLDER and write into OUT: "
         "model.pt, features/ (features.npy and images.csv), clusters/ (a sub-folder of "
-        "links per cluster and clusters.csv), duplicates.csv and, when the images lie in "
+        "links per cluster and clusters.csv), duplicates/ (a sub-folder per group of "
+        "near-duplicates and duplicates.csv) and, when the images lie in "
         "two or more sub-folders, report.txt (the representation report, with the "
         "sub-folders as classes).",
     )
@@ -73,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     fit.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     _common_options(fit)
-    fit.add_argument("--copy", action="store_true", help="copy files into clusters/, not links")
+    fit.add_argument(
+        "--copy", action="store_true", help="copy files into clusters/ and duplicates/, not links"
+    )
     fit.set_defaults(run=_fit)
 
     transform = commands.add_parser(
@@ -141,7 +144,7 @@ def _say(args, message: str) -> None:
 
 def _fit(args) -> None:
     from . import ClusterFitTransformer
-    from .datasets import export_clusters, write_features
+    from .datasets import export_clusters, export_duplicates, write_features
     from .neighbors import ImageIndex
 
     out = args.out
@@ -165,9 +168,10 @@ def _fit(args) -> None:
         model.save(work / "model.pt")
         stored = write_features(model, paths, work / "features")
         _say(args, "features written")
-        export_clusters(model, paths, work / "clusters", mode="copy" if args.copy else "link")
+        mode = "copy" if args.copy else "link"
+        export_clusters(model, paths, work / "clusters", mode=mode)
         index = ImageIndex(model).fit(paths, features=_load(stored))
-        _write_groups(work / "duplicates.csv", index.duplicates(args.threshold), paths)
+        export_duplicates(index, work / "duplicates", threshold=args.threshold, mode=mode)
         labels = _labels_from_folders(args.folder, paths)
         if labels is not None:
             from .metrics import representation_report

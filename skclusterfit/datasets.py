@@ -22,13 +22,16 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted
 
 from . import _feature_files
 from ._inputs import _streamed_kind
 from .metrics._layers import check_clusterfit, clusters_and_confidence
+from .neighbors._index import DUPLICATE_THRESHOLD
 
 __all__ = [
     "export_clusters",
+    "export_duplicates",
     "load_digits",
     "load_fashion_mnist",
     "load_features",
@@ -246,6 +249,91 @@ def export_clusters(estimator, paths, folder, *, mode: str = "link") -> Path:
     skclusterfit.metrics.ClusterDisplay : A look at sample images of each cluster.
     """
     check_clusterfit(estimator, "export_clusters")
+    paths = _check_paths(paths, "export_clusters")
+    folder = _check_new_folder(folder, "export_clusters")
+    labels, confidence = clusters_and_confidence(estimator, paths)  # checks the paths first
+    digits = max(3, len(str(estimator.n_clusters_ - 1)))
+    names = [f"cluster_{cluster:0{digits}d}" for cluster in labels]
+    files = _place(paths, range(len(paths)), names, folder, mode)
+    rows = [
+        (path, int(cluster), f"{confidence[i]:.6f}", files[i])
+        for i, (path, cluster) in enumerate(zip(paths, labels, strict=True))
+    ]
+    return _write_csv(folder / "clusters.csv", ["path", "cluster", "confidence", "file"], rows)
+
+
+@validate_params(
+    {
+        "index": "no_validation",  # checked below
+        "folder": [str, os.PathLike],
+        "threshold": [Interval(numbers.Real, 0, 2, closed="both")],
+        "mode": [StrOptions({"link", "copy"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def export_duplicates(index, folder, *, threshold=DUPLICATE_THRESHOLD, mode="link") -> Path:
+    """Write each near-duplicate group's image files into a sub-folder, with a CSV.
+
+    The groups are those of :meth:`index.duplicates(threshold)
+    <skclusterfit.neighbors.ImageIndex.duplicates>`, the largest first: group
+    ``g`` goes into ``folder/group_<g>/`` (zero-padded, such as
+    ``group_0007``), each file named ``<position>_<file name>`` as
+    :func:`export_clusters` names them; images in no group are not written.
+    ``folder/duplicates.csv`` lists, one row per image in a group, its
+    ``group``, its ``index`` among the fitted images, its ``path`` and the
+    exported ``file`` (relative to ``folder``).
+
+    Parameters
+    ----------
+    index : skclusterfit.neighbors.ImageIndex
+        An index fitted on image file paths.
+    folder : str or path
+        Where to write; it must not exist or be an empty folder.
+    threshold : float, default=0.02
+        As in :meth:`~skclusterfit.neighbors.ImageIndex.duplicates`.
+    mode : {"link", "copy"}, default="link"
+        Symbolic links to the files (absolute paths) or copies.
+
+    Returns
+    -------
+    csv_path : pathlib.Path
+        ``folder/duplicates.csv``, written even when there is no group.
+
+    Raises
+    ------
+    TypeError
+        When ``index`` is not an ImageIndex fitted on image file paths.
+    FileExistsError
+        When ``folder`` exists and is not an empty folder.
+
+    See Also
+    --------
+    skclusterfit.neighbors.DuplicatesDisplay : A look at the groups.
+    """
+    from .neighbors import ImageIndex
+
+    if not isinstance(index, ImageIndex):
+        raise TypeError(f"export_duplicates needs a fitted ImageIndex; got {type(index).__name__}.")
+    check_is_fitted(index)
+    if index.names_ is None:
+        raise TypeError(
+            "export_duplicates needs an ImageIndex fitted on image file paths; this one was "
+            "fitted on an array or a Dataset. Its duplicates(threshold) gives the groups."
+        )
+    folder = _check_new_folder(folder, "export_duplicates")
+    groups = index.duplicates(threshold)
+    paths = index.names_.tolist()
+    members = [int(i) for group in groups for i in group]
+    digits = max(4, len(str(len(groups) - 1)))
+    group_of = {int(i): g for g, group in enumerate(groups) for i in group}
+    names = [f"group_{group_of[i]:0{digits}d}" for i in members]
+    files = _place(paths, members, names, folder, mode)
+    rows = [(group_of[i], i, paths[i], files[i]) for i in members]
+    return _write_csv(folder / "duplicates.csv", ["group", "index", "path", "file"], rows)
+
+
+def _check_paths(paths, caller: str) -> list[str]:
+    """``paths`` as a list of str, refusing anything but a non-empty sequence of paths."""
     if isinstance(paths, (str, os.PathLike)):
         raise TypeError(f"paths is a single path ({os.fspath(paths)!r}); pass a list of paths.")
     paths = list(paths)
@@ -253,36 +341,46 @@ def export_clusters(estimator, paths, folder, *, mode: str = "link") -> Path:
         raise ValueError("paths is empty: there are no image files to export.")
     if _streamed_kind(paths) != "paths":
         raise TypeError(
-            "export_clusters needs image file paths (str or path objects); paths holds "
+            f"{caller} needs image file paths (str or path objects); paths holds "
             f"{type(next(p for p in paths if not isinstance(p, (str, os.PathLike)))).__name__}."
         )
-    paths = [os.fspath(path) for path in paths]
+    return [os.fspath(path) for path in paths]
+
+
+def _check_new_folder(folder, caller: str) -> Path:
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(
-            f"{str(folder)!r} exists and is not an empty folder; export_clusters never "
+            f"{str(folder)!r} exists and is not an empty folder; {caller} never "
             f"overwrites: pass a new folder."
         )
-    labels, confidence = clusters_and_confidence(estimator, paths)  # checks the paths first
+    return folder
+
+
+def _place(paths: list[str], positions, names: list[str], folder: Path, mode: str) -> dict:
+    """Link or copy ``paths[p]`` into ``folder/<name>/`` for each position; its relative file."""
     folder.mkdir(parents=True, exist_ok=True)
-    digits = max(3, len(str(estimator.n_clusters_ - 1)))
     width = len(str(len(paths) - 1))
-    rows = []
-    for position, (path, cluster) in enumerate(zip(paths, labels, strict=True)):
-        name = Path(f"cluster_{cluster:0{digits}d}") / f"{position:0{width}d}_{Path(path).name}"
-        target = folder / name
+    files = {}
+    for position, name in zip(positions, names, strict=True):
+        path = paths[position]
+        relative = Path(name) / f"{position:0{width}d}_{Path(path).name}"
+        target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if mode == "link":
             os.symlink(os.path.abspath(path), target)
         else:
             shutil.copy2(path, target)
-        rows.append((path, int(cluster), f"{confidence[position]:.6f}", name.as_posix()))
-    csv_path = folder / "clusters.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as stream:
+        files[position] = relative.as_posix()
+    return files
+
+
+def _write_csv(path: Path, header: list[str], rows) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["path", "cluster", "confidence", "file"])
+        writer.writerow(header)
         writer.writerows(rows)
-    return csv_path
+    return path
 
 
 @validate_params(

@@ -163,3 +163,45 @@ def test_export_refuses_bad_paths_before_writing(on_files, digit_files, tmp_path
     with pytest.raises(TypeError, match="pass its ClusterFitTransformer step"):
         datasets.export_clusters(make_pipeline(on_files), paths[:5], out)
     assert not out.exists()
+
+
+def test_export_duplicates_writes_each_group_into_a_folder(digit_files, tiny, tmp_path):
+    import csv
+    import shutil
+
+    from skclusterfit import ClusterFitTransformer
+    from skclusterfit.datasets import export_duplicates
+    from skclusterfit.neighbors import ImageIndex
+
+    paths, _ = digit_files
+    copies = []
+    for i in (4, 4, 9):  # image 4 twice more, image 9 once more
+        copies.append(str(tmp_path / f"copy{len(copies)}_{i:03d}.png"))
+        shutil.copyfile(paths[i], copies[-1])
+    files = paths[:50] + copies
+    cf = ClusterFitTransformer(**tiny).fit(files)
+    index = ImageIndex(cf, backend="sklearn").fit(files)
+    csv_path = export_duplicates(index, tmp_path / "out", threshold=1e-6, mode="copy")
+    with open(csv_path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(r["group"], r["index"]) for r in rows] == [
+        ("0", "4"),
+        ("0", "50"),
+        ("0", "51"),
+        ("1", "9"),
+        ("1", "52"),
+    ]
+    assert rows[1]["path"] == copies[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "duplicates.csv",
+        "group_0000",
+        "group_0001",
+    ]
+    for row in rows:
+        exported = tmp_path / "out" / row["file"]
+        assert exported.read_bytes() == open(row["path"], "rb").read()
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        export_duplicates(index, tmp_path / "out")
+    arrays = ImageIndex(cf).fit(np.zeros((3, 64), np.uint8) + np.arange(3)[:, None])
+    with pytest.raises(TypeError, match="fitted on image file paths"):
+        export_duplicates(arrays, tmp_path / "other")
