@@ -150,6 +150,11 @@ def _fit(args) -> None:
     out = args.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{str(out)!r} exists and is not an empty folder; pass a new one.")
+    inside = os.path.realpath(out).startswith(os.path.join(os.path.realpath(args.folder), ""))
+    if inside:
+        # Its clusters/ and duplicates/ hold links to images, which a later
+        # run on the folder would read as more images.
+        raise ValueError(f"--out {str(out)!r} lies inside {str(args.folder)!r}; pass one outside.")
     paths = image_files(args.folder)
     _say(args, f"{len(paths)} images under {str(args.folder)!r}")
     model = ClusterFitTransformer(

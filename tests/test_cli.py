@@ -123,6 +123,8 @@ def test_an_existing_output_is_refused(folder, tmp_path, capsys):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
     status, err = _run(capsys, "transform", tmp_path / "none.pt", folder, "--out", tmp_path / "f")
     assert status == 2 and "none.pt" in err
+    status, err = _run(capsys, "fit", folder, "--out", folder / "results", *TINY)
+    assert status == 2 and "lies inside" in err and not (folder / "results").exists()
 
 
 def test_the_console_script_has_help_and_usage_errors():

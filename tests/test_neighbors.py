@@ -207,25 +207,6 @@ def test_the_displays_show_what_the_index_finds(fitted, digits):
         OutliersDisplay.from_index(cf)
 
 
-def test_confidence_scores_are_one_minus_n_cf_confidence(fitted, digits):
-    from skclusterfit.metrics._layers import clusters_and_confidence
-
-    cf, X = fitted
-    index = ImageIndex(cf, backend="sklearn").fit(X)
-    scores = index.outlier_scores(method="confidence")
-    np.testing.assert_allclose(scores, 1 - clusters_and_confidence(cf, X)[1], atol=1e-6)
-    queries = digits[0][300:310]
-    np.testing.assert_allclose(
-        index.outlier_scores(queries, method="confidence"),
-        1 - clusters_and_confidence(cf, queries)[1],
-        atol=1e-6,
-    )
-    shown = OutliersDisplay.from_index(index, n_images=3, method="confidence")
-    np.testing.assert_allclose(shown.scores, np.sort(scores)[::-1][:3])
-    with pytest.raises(ValueError, match="method"):
-        index.outlier_scores(method="lof")
-
-
 def test_precomputed_features_are_used_as_given(fitted):
     cf, X = fitted
     features = cf.transform(X)
@@ -233,3 +214,15 @@ def test_precomputed_features_are_used_as_given(fitted):
     np.testing.assert_allclose(index.features_, ImageIndex(cf).fit(X).features_, atol=1e-6)
     with pytest.raises(ValueError, match="one row per image of X"):
         ImageIndex(cf).fit(X, features=features[:10])
+
+
+def test_the_documented_default_threshold_is_the_one_used():
+    import inspect
+
+    from skclusterfit.datasets import export_duplicates
+    from skclusterfit.neighbors import DUPLICATE_THRESHOLD
+
+    for function in (ImageIndex.duplicates, DuplicatesDisplay.from_index, export_duplicates):
+        assert f"threshold : float, default={DUPLICATE_THRESHOLD}\n" in function.__doc__
+        assert inspect.signature(function).parameters["threshold"].default == DUPLICATE_THRESHOLD
+    assert f"({DUPLICATE_THRESHOLD}, a cosine similarity of at least" in ImageIndex.__doc__

@@ -11,12 +11,19 @@ probe (where ClusterFit's features do best):
 
 :class:`NeighborsDisplay`, :class:`DuplicatesDisplay` and
 :class:`OutliersDisplay` show the answers as grids of images.
+``DUPLICATE_THRESHOLD`` is the default cosine distance of near-duplicates.
 
 The modules: ``_index`` (the index and its two exact backends, faiss and
 scikit-learn) and ``_display`` (the displays).
 """
 
 from ._display import DuplicatesDisplay, NeighborsDisplay, OutliersDisplay
-from ._index import ImageIndex
+from ._index import DUPLICATE_THRESHOLD, ImageIndex
 
-__all__ = ["DuplicatesDisplay", "ImageIndex", "NeighborsDisplay", "OutliersDisplay"]
+__all__ = [
+    "DUPLICATE_THRESHOLD",
+    "DuplicatesDisplay",
+    "ImageIndex",
+    "NeighborsDisplay",
+    "OutliersDisplay",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
 from ..metrics._display import _pyplot, draw_rows
@@ -246,7 +246,7 @@ class DuplicatesDisplay:
         ----------
         index : ImageIndex
             A fitted index.
-        threshold : float, default=0.05
+        threshold : float, default=0.02
             As in :meth:`ImageIndex.duplicates`.
         n_groups : int, default=10
             Groups shown at most, the largest first.
@@ -355,7 +355,6 @@ class OutliersDisplay:
             "n_images": [Interval(numbers.Integral, 1, None, closed="left")],
             "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left"), None],
             "n_columns": [Interval(numbers.Integral, 1, None, closed="left")],
-            "method": [StrOptions({"distance", "confidence"})],
         },
         prefer_skip_nested_validation=True,
     )
@@ -366,7 +365,6 @@ class OutliersDisplay:
         *,
         n_images=16,
         n_neighbors=None,
-        method="distance",
         ax=None,
         cmap="gray",
         n_columns=8,
@@ -384,8 +382,6 @@ class OutliersDisplay:
             Images shown.
         n_neighbors : int, default=None
             As in :meth:`ImageIndex.outlier_scores`.
-        method : {"distance", "confidence"}, default="distance"
-            The score, as in :meth:`ImageIndex.outlier_scores`.
         ax : matplotlib Axes or array of Axes, default=None
             Where to draw (see :meth:`plot`).
         cmap : str or matplotlib Colormap, default="gray"
@@ -400,7 +396,7 @@ class OutliersDisplay:
         """
         _pyplot("OutliersDisplay.from_index")
         _check_index(index, "OutliersDisplay.from_index")
-        scores = index.outlier_scores(X, n_neighbors=n_neighbors, method=method)
+        scores = index.outlier_scores(X, n_neighbors=n_neighbors)
         top = np.argsort(-scores, kind="stable")[:n_images]
         images = read_images(index.transformer, index._images(X), top).transpose(0, 2, 3, 1)
         return cls(images, scores[top], top).plot(ax=ax, cmap=cmap, n_columns=n_columns)
