@@ -19,6 +19,7 @@ import sklearn
 import torch
 import torch.nn.functional as F
 import torchvision
+from PIL import Image
 
 import skclusterfit
 from skclusterfit import ClusterFitTransformer, metrics
@@ -355,6 +356,15 @@ def transfer_targets() -> dict:
             digits.target[1000:],
         ),
     }
+
+
+def write_pngs(folder: Path, n: int) -> float:
+    """The first ``n`` Fashion-MNIST training images as PNG files ``%05d.png``; returns seconds."""
+    start = time.perf_counter()
+    images = load_fashion_mnist("train").images[:n]
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    return time.perf_counter() - start
 
 
 def resize(images: np.ndarray, side: int) -> np.ndarray:

@@ -36,14 +36,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _common as common
 import numpy as np
-from PIL import Image
-
-from skclusterfit.datasets import load_fashion_mnist
 
 CHILD = """
 import json, sys, time, tracemalloc
@@ -95,15 +91,6 @@ print(json.dumps({
 """
 
 
-def write_pngs(folder: Path, n: int) -> float:
-    """The first ``n`` Fashion-MNIST training images as PNG files; returns seconds."""
-    start = time.perf_counter()
-    images = load_fashion_mnist("train").images[:n]
-    for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{i:05d}.png")
-    return time.perf_counter() - start
-
-
 def main():
     parser = common.arguments(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 10_000, 50_000])
@@ -115,7 +102,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        png_seconds = write_pngs(folder, max(sizes))
+        png_seconds = common.write_pngs(folder, max(sizes))
         for n in sizes:
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(folder), str(n), str(int(args.in_memory))]

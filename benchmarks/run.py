@@ -65,6 +65,8 @@ STUDIES = {
     "batch_size_10k": ("bench_batch_size.py", "--fashion-10k"),
     "frontier_avx2": ("bench_frontier.py", "--cpu", "avx2"),
     "frontier_heldout_avx2": ("bench_frontier.py", "--held-out-classes", "--cpu", "avx2"),
+    "neighbors": ("bench_neighbors.py",),
+    "perf_write_features": ("perf_write_features.py",),
 }
 
 

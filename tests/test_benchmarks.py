@@ -176,6 +176,16 @@ def test_the_emulated_bfloat16_slowdown_the_package_warns_of_is_the_recorded_one
     assert not record["modes"]["avx2"]["native_bfloat16"]
 
 
+def test_the_default_duplicate_threshold_is_the_one_its_study_chose(monkeypatch):
+    from skclusterfit.neighbors import DUPLICATE_THRESHOLD
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    record = json.loads((BENCHMARKS / "results" / "neighbors.json").read_text())
+    study = _module("bench_neighbors")
+    assert len(record["seeds"]) == 3
+    assert study.best_threshold(record, study.DEFAULTS) == DUPLICATE_THRESHOLD
+
+
 def test_cpu_avx2_reruns_a_study_with_the_kernels_held_to_avx2(tmp_path):
     # torch reads ATEN_CPU_CAPABILITY when it loads, so --cpu avx2 restarts the
     # command with it (and oneDNN's and MKL's) set; the results get their own stem.
