@@ -244,7 +244,8 @@ def draw_rows(plt, ax, rows, titles, *, captions=None, cmap="gray", n_columns=No
         raise ValueError(
             f"n_columns={n_columns} is fewer than the {fullest} images of the fullest row."
         )
-    axes = _grid(plt, ax, len(rows), n_columns, what)
+    # Captions under the images need room between the rows.
+    axes = _grid(plt, ax, len(rows), n_columns, what, 1.05 if captions is None else 1.4)
     for r, images in enumerate(rows):
         for column, cell in enumerate(axes[r]):
             cell.set_axis_off()
@@ -266,12 +267,14 @@ def draw_rows(plt, ax, rows, titles, *, captions=None, cmap="gray", n_columns=No
     return axes
 
 
-def _grid(plt, ax, n_rows: int, n_columns: int, what: str = "cluster") -> np.ndarray:
+def _grid(
+    plt, ax, n_rows: int, n_columns: int, what: str = "cluster", row_height: float = 1.05
+) -> np.ndarray:
     """A 2-D array of Axes of shape ``(n_rows, n_columns)``, from ``ax`` as :meth:`plot` says."""
     from matplotlib.axes import Axes
 
     if ax is None:
-        size = (0.9 * n_columns + 0.4, 1.05 * n_rows + 0.2)
+        size = (0.9 * n_columns + 0.4, row_height * n_rows + 0.2)
         _, axes = plt.subplots(n_rows, n_columns, figsize=size, squeeze=False)
         return axes
     if isinstance(ax, Axes):

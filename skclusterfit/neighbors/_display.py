@@ -93,8 +93,8 @@ class NeighborsDisplay:
         plt = _pyplot("NeighborsDisplay.plot")
         if len(self.images) == 0:
             raise ValueError("The display has no queries to draw.")
-        titles = [f"query {q}" for q in range(len(self.images))]
-        captions = [["query", *(f"{d:.3f}" for d in row)] for row in self.distances]
+        titles = [f"query {q}, then its nearest (cosine distance)" for q in range(len(self.images))]
+        captions = [["", *(f"{d:.3f}" for d in row)] for row in self.distances]
         self.ax_ = draw_rows(
             plt, ax, self.images, titles, captions=captions, cmap=cmap, what="query"
         )

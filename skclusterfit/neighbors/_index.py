@@ -53,14 +53,14 @@ class ImageIndex(BaseEstimator):
 
     Attributes
     ----------
-    features_ : ndarray of shape (n_samples_fit_, n_features)
+    features_ : ndarray of shape (n_fitted, n_features)
         The fitted images' features scaled to unit length (float32); an
         all-zero feature row stays zero, at distance 1 from every image.
-    names_ : ndarray of str of shape (n_samples_fit_,) or None
+    names_ : ndarray of str of shape (n_fitted,) or None
         The file path of each fitted image, as given to :meth:`fit`; None
         when the images were an array or a Dataset.
     n_samples_fit_ : int
-        Number of fitted images.
+        Number of fitted images (``n_fitted`` above).
     backend_ : str
         The backend searching: ``"faiss"`` or ``"sklearn"``.
 
