@@ -15,6 +15,8 @@ import shutil
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from skclusterfit._testing import _choose
 
 RESULTS = Path(__file__).parent / "results"
@@ -83,6 +85,7 @@ def write_all(out: Path, results: Path = RESULTS) -> None:
     _loop_tables(out, load)
     _cpu_tables(out, load)
     _frontier_tables(out, load, results)
+    _neighbors_tables(out, load)
     _compile_table(out, load)
     _gpu_tables(out, load)
 
@@ -420,6 +423,85 @@ def _frontier_tables(out, load, results):
     chosen = found["chosen"] or "none of them"
     lines += ["", f"The fastest that meets them all: **{chosen}**.", ""]
     (out / "results_frontier_answer.rst").write_text("\n".join(lines))
+
+
+def _neighbors_tables(out, load):
+    """bench_neighbors.py: retrieval, near-duplicates and outliers by representation,
+    the targets they were held to, and perf_write_features.py."""
+    from bench_neighbors import DEFAULTS, EDITS, best_threshold
+
+    record = load("neighbors")
+    runs = record["readings"]
+    reps = list(runs[0])
+
+    def cell(row, key):
+        values = [run[row].get(key) for run in runs]
+        return "n/a" if None in values else _spread(values)
+
+    def write(name, columns, key=lambda row, column: column, first=()):
+        rows = [("representation", *(c for c, _ in first), *columns)]
+        for row in reps:
+            extra = (f(row) for _, f in first)
+            rows.append((row, *extra, *(cell(row, key(row, c)) for c in columns)))
+        (out / f"results_neighbors_{name}.rst").write_text(_table(rows, record))
+
+    targets = [k.split(" ", 1)[1] for k in runs[0][reps[0]] if k.startswith("precision@10 ")]
+    write("precision", targets, lambda row, target: f"precision@10 {target}")
+    chosen = best_threshold(record, DEFAULTS)
+    columns = ["precision", "recall", *(f"recall {kind}" for kind in EDITS)]
+    write("duplicates", columns, lambda row, column: f"{column} at {chosen}")
+    own = {row: best_threshold(record, row) for row in reps}
+    write(
+        "duplicates_own",
+        columns,
+        lambda row, column: f"{column} at {own[row]}",
+        first=[("threshold", lambda row: str(own[row]))],
+    )
+    outliers = [k for k in runs[0][reps[-1]] if k.startswith("outliers")]
+    write("outliers", outliers, lambda row, column: column)
+
+    strong, frozen, seen = "ClusterFit(MobileNetV2)", "MobileNetV2 (ImageNet, frozen)", targets[0]
+
+    def mean(row, key):
+        return float(np.mean([run[row][key] for run in runs]))
+
+    lines = [
+        f"The default threshold, {chosen}, is the median over seeds of the threshold of "
+        f"best F1 for {DEFAULTS} on edited copies of D_cf's images.",
+        "",
+    ]
+    for what, key in (
+        ("precision@10", f"precision@10 {seen}"),
+        ("duplicate recall at the default threshold", f"recall at {chosen}"),
+    ):
+        ours, theirs = mean(strong, key), mean(frozen, key)
+        verdict = "leads" if ours > theirs else "does not lead"
+        lines.append(
+            f"- {what} on {seen}: {strong} {ours:.3f} against {frozen} {theirs:.3f}: it "
+            f"{verdict} (target: lead)."
+        )
+    (out / "results_neighbors_targets.rst").write_text("\n".join(lines) + "\n")
+
+    writes = load("perf_write_features")
+    rows = [("run", "seconds", "RSS before (MB)", "peak RSS (MB)")]
+    for name, key in (("write_features", "write_features"), ("transform", "transform_in_memory")):
+        r = writes[key]
+        rows.append(
+            (name, f"{r['seconds']:.1f}", f"{r['rss_before_mb']:.0f}", f"{r['peak_rss_mb']:.0f}")
+        )
+    resume, peak = writes["resume"], writes["write_features"]["peak_rss_mb"]
+    summary = (
+        f"{writes['n_files']} PNG files, chunks of {writes['chunk_size']}, "
+        f"{writes['feature_width']} features per image. The write's peak memory, "
+        f"{peak:.0f} MB, is {'under' if peak < 1024 else 'over'} the target of 1,024 MB. "
+        "Killed with "
+        f"{resume['chunks_done_when_killed']} of {resume['chunks']} chunks on disk, the "
+        f"resumed write transformed {resume['images_transformed_on_resume']} images (the "
+        f"missing chunks hold {resume['images_of_the_missing_chunks']}); its features "
+        + ("equal" if resume["features_equal_uninterrupted"] else "differ from")
+        + " the uninterrupted write's.\n\n"
+    )
+    (out / "results_write_features.rst").write_text(summary + _table(rows, writes))
 
 
 def _cpu_tables(out, load):
