@@ -30,6 +30,22 @@ def auto_precision():
     return precision_name("auto", torch.device("cpu"))
 
 
+@pytest.fixture(scope="session")
+def fitted(small_digits):
+    """A transformer fitted in a second on 300 digits, and the digits: ``(cf, X)``.
+
+    Shared by the tests of what reads a fitted model (search, features on
+    disk); a test that patches it must undo the patch (``monkeypatch``).
+    """
+    from skclusterfit import ClusterFitTransformer
+
+    X = small_digits[0]
+    cf = ClusterFitTransformer(
+        n_clusters=5, max_epochs=1, extractor_epochs=1, device="cpu", random_state=0
+    ).fit(X)
+    return cf, X
+
+
 @pytest.fixture
 def tiny():
     """Settings that make a fit take a fraction of a second."""

@@ -18,15 +18,6 @@ from skclusterfit.datasets import load_features, write_features
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def fitted(digits):
-    X = digits[0][:300]
-    cf = ClusterFitTransformer(
-        n_clusters=5, max_epochs=1, extractor_epochs=1, device="cpu", random_state=0
-    ).fit(X)
-    return cf, X
-
-
 class Counting:
     """Wraps a transformer's transform: counts the images it is asked for; may fail."""
 

@@ -22,15 +22,6 @@ from skclusterfit.neighbors import (
 matplotlib.use("Agg")
 
 
-@pytest.fixture(scope="module")
-def fitted(digits):
-    X = digits[0][:300]
-    cf = ClusterFitTransformer(
-        n_clusters=5, max_epochs=1, extractor_epochs=1, device="cpu", random_state=0
-    ).fit(X)
-    return cf, X
-
-
 def _cosine(A, B):
     A = A / np.linalg.norm(A, axis=1, keepdims=True)
     B = B / np.linalg.norm(B, axis=1, keepdims=True)
