@@ -42,8 +42,13 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from skclusterfit import ClusterFitTransformer
-from skclusterfit.metrics._layers import clusters_and_confidence
-from skclusterfit.neighbors import _index
+from skclusterfit._testing import (
+    clusters_and_confidence,
+    duplicate_groups,
+    searcher,
+    self_neighbours,
+    unit_rows,
+)
 
 EDITS = ("crop", "flip", "brightness", "JPEG")
 THRESHOLDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
@@ -81,8 +86,8 @@ def with_copies(images: np.ndarray, per_edit: int, seed: int):
 def pair_scores(features: np.ndarray, originals: np.ndarray, threshold: float) -> dict:
     """Precision and recall of the (original, copy) pairs among the groups at ``threshold``."""
     n_real = len(features) - len(originals)
-    unit = _index.unit_rows(features)
-    groups = _index.duplicate_groups(_index.searcher("sklearn", unit), unit, threshold)
+    unit = unit_rows(features)
+    groups = duplicate_groups(searcher("sklearn", unit), unit, threshold)
     group_of = np.full(len(features), -1)
     for g, members in enumerate(groups):
         group_of[members] = g
@@ -111,9 +116,9 @@ def readings(reps: tuple, targets: dict, seed: int, quick: bool, D_cf: np.ndarra
     for row, features_of in reps.items():
         found = {}
         for name, (_, _, X_test, y_test) in targets.items():
-            unit = _index.unit_rows(features_of(X_test))
-            _, neighbours = _index.self_neighbours(
-                _index.searcher("sklearn", unit), unit, K_PRECISION
+            unit = unit_rows(features_of(X_test))
+            _, neighbours = self_neighbours(
+                searcher("sklearn", unit), unit, K_PRECISION
             )
             found[f"precision@10 {name}"] = float((y_test[neighbours] == y_test[:, None]).mean())
         test_features, tuning_features = features_of(dupes), features_of(tuning)
@@ -126,11 +131,11 @@ def readings(reps: tuple, targets: dict, seed: int, quick: bool, D_cf: np.ndarra
             tuned = pair_scores(tuning_features, tuning_originals, threshold)
             p, r = tuned["precision"], tuned["recall"]
             found[f"D_cf copies F1 at {threshold}"] = 2 * p * r / (p + r) if p + r else 0.0
-        unit = _index.unit_rows(features_of(mixed))
-        scores, _ = _index.self_neighbours(_index.searcher("sklearn", unit), unit, 10)
+        unit = unit_rows(features_of(mixed))
+        scores, _ = self_neighbours(searcher("sklearn", unit), unit, 10)
         found["outliers AUC, 10th neighbour in the mix"] = auc(is_digit, scores[:, -1])
-        fitted = _index.unit_rows(features_of(D_cf))
-        scores, _ = _index.searcher("sklearn", fitted).nearest(unit, 10)
+        fitted = unit_rows(features_of(D_cf))
+        scores, _ = searcher("sklearn", fitted).nearest(unit, 10)
         found["outliers AUC, 10th neighbour in D_cf"] = auc(is_digit, scores[:, -1])
         if row in confidences:
             found["outliers AUC, 1 - N_cf confidence"] = auc(is_digit, -confidences[row](mixed))

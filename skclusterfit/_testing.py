@@ -31,8 +31,9 @@ from ._networks import build_network
 from ._sources import ArrayImages
 from ._targets import ClassIds, ClassProbabilities
 from ._training import augment, infer, make_config, train
-from .metrics._layers import at_layer
+from .metrics._layers import at_layer, clusters_and_confidence
 from .metrics._probes import probe_label
+from .neighbors._index import duplicate_groups, searcher, self_neighbours, unit_rows
 
 __all__ = [
     "ArrayImages",
@@ -48,8 +49,10 @@ __all__ = [
     "autocast",
     "build_network",
     "check_images",
+    "clusters_and_confidence",
     "cpu_model",
     "describe_cpu",
+    "duplicate_groups",
     "float32_parts",
     "infer",
     "make_config",
@@ -59,9 +62,12 @@ __all__ = [
     "probe_label",
     "resolve_batch",
     "resolve_precision",
+    "searcher",
+    "self_neighbours",
     "stem_side",
     "to_device",
     "train",
+    "unit_rows",
 ]
 
 FLOAT32_PARTS = ("inference",)

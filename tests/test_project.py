@@ -83,6 +83,23 @@ def test_public_api():
         "datasets",
         "load",
         "metrics",
+        "neighbors",
+    ]
+    assert sorted(skclusterfit.neighbors.__all__) == [
+        "DUPLICATE_THRESHOLD",
+        "DuplicatesDisplay",
+        "ImageIndex",
+        "NeighborsDisplay",
+        "OutliersDisplay",
+    ]
+    assert sorted(skclusterfit.datasets.__all__) == [
+        "export_clusters",
+        "export_duplicates",
+        "load_digits",
+        "load_fashion_mnist",
+        "load_features",
+        "load_mnist_subset",
+        "write_features",
     ]
     assert sorted(skclusterfit.metrics.__all__) == [
         "ClusterDisplay",
