@@ -47,16 +47,18 @@ def test_the_two_backends_agree_up_to_ties(fitted, digits):
     pytest.importorskip("faiss")
     cf, X = fitted
     queries = digits[0][300:500]
-    by = {b: ImageIndex(cf, backend=b).fit(X).kneighbors(queries) for b in ("sklearn", "faiss")}
+    by = {b: ImageIndex(cf, backend=b).fit(X).kneighbors(queries, 11) for b in ("sklearn", "faiss")}
     (d1, i1), (d2, i2) = by["sklearn"], by["faiss"]
     np.testing.assert_allclose(d1, d2, atol=1e-5)
-    # Where a neighbour's distance is clear of its row-mates', it is the same image.
+    # Where a neighbour's distance is clear of the next and the previous (the
+    # 11th neighbour bounds the 10th), it is the same image.
     gaps = np.diff(d1, axis=1)
     clear = np.ones_like(d1, dtype=bool)
     clear[:, 1:] &= gaps > 1e-4
     clear[:, :-1] &= gaps > 1e-4
+    clear = clear[:, :10]
     assert clear.mean() > 0.5
-    np.testing.assert_array_equal(i1[clear], i2[clear])
+    np.testing.assert_array_equal(i1[:, :10][clear], i2[:, :10][clear])
     groups = {b: ImageIndex(cf, backend=b).fit(X).duplicates(0.02) for b in ("sklearn", "faiss")}
     assert [g.tolist() for g in groups["sklearn"]] == [g.tolist() for g in groups["faiss"]]
 
