@@ -23,6 +23,15 @@ from ._version import __version__
 
 USAGE_ERROR = 2
 REPORT_FOLDS = 5
+# fit's options that are ClusterFitTransformer's parameters of the same name.
+FIT_OPTIONS = (
+    "n_clusters",
+    "max_epochs",
+    "extractor_epochs",
+    "image_size",
+    "device",
+    "random_state",
+)
 # Errors that are about the input, not the package: one line and status 2.
 # (OSError covers missing, unreadable and existing files and folders.)
 INPUT_ERRORS = (ValueError, TypeError, OSError)
@@ -65,14 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("folder", type=Path, help="folder of images (searched recursively)")
     fit.add_argument("--out", type=Path, required=True, help="new folder to write")
-    fit.add_argument("--n-clusters", type=int, default=100, help="K of k-means (default 100)")
-    fit.add_argument("--max-epochs", type=int, default=20, help="N_cf's epochs (default 20)")
-    fit.add_argument(
-        "--extractor-epochs", type=int, default=10, help="N_pre's (RotNet's) epochs (default 10)"
-    )
-    fit.add_argument("--image-size", type=int, default=None, help="resize images to this side")
-    fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    fit.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    # Left out, a setting keeps ClusterFitTransformer's default (named in --help).
+    fit.add_argument("--n-clusters", type=int, help="K of k-means (default: 100)")
+    fit.add_argument("--max-epochs", type=int, help="N_cf's epochs (default: 20)")
+    fit.add_argument("--extractor-epochs", type=int, help="N_pre's (RotNet's) epochs (default: 10)")
+    fit.add_argument("--image-size", type=int, help="resize images to this side")
+    fit.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    fit.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     _common_options(fit)
     fit.add_argument(
         "--copy", action="store_true", help="copy files into clusters/ and duplicates/, not links"
@@ -157,13 +165,9 @@ def _fit(args) -> None:
         raise ValueError(f"--out {str(out)!r} lies inside {str(args.folder)!r}; pass one outside.")
     paths = image_files(args.folder)
     _say(args, f"{len(paths)} images under {str(args.folder)!r}")
+    given = {name: getattr(args, name) for name in FIT_OPTIONS}
     model = ClusterFitTransformer(
-        n_clusters=args.n_clusters,
-        max_epochs=args.max_epochs,
-        extractor_epochs=args.extractor_epochs,
-        image_size=args.image_size,
-        device=args.device,
-        random_state=args.random_state,
+        **{name: value for name, value in given.items() if value is not None},
         verbose=0 if args.quiet else 1,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

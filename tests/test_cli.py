@@ -137,3 +137,17 @@ def test_the_console_script_has_help_and_usage_errors():
         [sys.executable, "-m", "skclusterfit", "fit"], capture_output=True, text=True
     )
     assert found.returncode == 2 and "--out" in found.stderr
+
+
+def test_fit_options_left_out_keep_the_estimators_defaults():
+    from skclusterfit import ClusterFitTransformer
+    from skclusterfit._cli import FIT_OPTIONS, _parser
+
+    defaults = ClusterFitTransformer().get_params()
+    fit = _parser()._subparsers._group_actions[0].choices["fit"]
+    for action in fit._actions:
+        name = action.dest
+        if name in FIT_OPTIONS and name != "random_state":
+            assert action.default is None, name
+            if defaults[name] is not None:
+                assert f"(default: {defaults[name]})" in action.help, name
