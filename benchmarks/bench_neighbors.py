@@ -117,9 +117,7 @@ def readings(reps: tuple, targets: dict, seed: int, quick: bool, D_cf: np.ndarra
         found = {}
         for name, (_, _, X_test, y_test) in targets.items():
             unit = unit_rows(features_of(X_test))
-            _, neighbours = self_neighbours(
-                searcher("sklearn", unit), unit, K_PRECISION
-            )
+            _, neighbours = self_neighbours(searcher("sklearn", unit), unit, K_PRECISION)
             found[f"precision@10 {name}"] = float((y_test[neighbours] == y_test[:, None]).mean())
         test_features, tuning_features = features_of(dupes), features_of(tuning)
         for threshold in THRESHOLDS:
