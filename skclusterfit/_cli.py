@@ -10,7 +10,6 @@ leaves nothing behind. Progress goes to stderr; ``--quiet`` silences it.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import sys
@@ -152,7 +151,7 @@ def _say(args, message: str) -> None:
 
 def _fit(args) -> None:
     from . import ClusterFitTransformer
-    from .datasets import export_clusters, export_duplicates, write_features
+    from .datasets import export_clusters, export_duplicates, load_features, write_features
     from .neighbors import ImageIndex
 
     out = args.out
@@ -179,7 +178,7 @@ def _fit(args) -> None:
         _say(args, "features written")
         mode = "copy" if args.copy else "link"
         export_clusters(model, paths, work / "clusters", mode=mode)
-        index = ImageIndex(model).fit(paths, features=_load(stored))
+        index = ImageIndex(model).fit(paths, features=load_features(stored).features)
         export_duplicates(index, work / "duplicates", threshold=args.threshold, mode=mode)
         labels = _labels_from_folders(args.folder, paths)
         if labels is not None:
@@ -227,19 +226,12 @@ def _load_model(path: Path, quiet: bool):
     return model
 
 
-def _load(folder):
-    from .datasets import load_features
-
-    return load_features(folder).features
-
-
 def _write_groups(path: Path, groups, paths: list[str]) -> None:
     """``group, index, path`` of every image in a group, group by group."""
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["group", "index", "path"])
-        for number, group in enumerate(groups):
-            writer.writerows([number, int(i), paths[i]] for i in group)
+    from ._exports import write_csv
+
+    rows = [(number, int(i), paths[i]) for number, group in enumerate(groups) for i in group]
+    write_csv(path, ["group", "index", "path"], rows)
 
 
 def _labels_from_folders(folder: Path, paths: list[str]):

@@ -97,7 +97,7 @@ def export_clusters(estimator, paths, folder, *, mode: str = "link") -> Path:
         (path, int(cluster), f"{confidence[i]:.6f}", files[i])
         for i, (path, cluster) in enumerate(zip(paths, labels, strict=True))
     ]
-    return _write_csv(folder / "clusters.csv", ["path", "cluster", "confidence", "file"], rows)
+    return write_csv(folder / "clusters.csv", ["path", "cluster", "confidence", "file"], rows)
 
 
 @validate_params(
@@ -165,7 +165,7 @@ def export_duplicates(index, folder, *, threshold=DUPLICATE_THRESHOLD, mode="lin
     names = [f"group_{group_of[i]:0{digits}d}" for i in members]
     files = _place(paths, members, names, folder, mode)
     rows = [(group_of[i], i, paths[i], files[i]) for i in members]
-    return _write_csv(folder / "duplicates.csv", ["group", "index", "path", "file"], rows)
+    return write_csv(folder / "duplicates.csv", ["group", "index", "path", "file"], rows)
 
 
 def _check_paths(paths, caller: str) -> list[str]:
@@ -211,7 +211,8 @@ def _place(paths: list[str], positions, names: list[str], folder: Path, mode: st
     return files
 
 
-def _write_csv(path: Path, header: list[str], rows) -> Path:
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    """Write ``header`` then ``rows`` (an iterable of rows) as the CSV file ``path``."""
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(header)

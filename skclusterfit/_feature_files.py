@@ -23,6 +23,7 @@ from sklearn.utils import Bunch
 
 from . import _distributed as distributed
 from ._checkpoints import _module_digest
+from ._exports import write_csv
 from ._inputs import _streamed_kind, check_images, images_at
 
 FORMAT = 1
@@ -120,11 +121,10 @@ def _finish(folder: Path, manifest: dict, names, n_chunks: int) -> None:
     missing = [c for c in range(n_chunks) if not (folder / "chunks" / f"{c:06d}").exists()]
     if missing:
         raise RuntimeError(f"Chunks {missing[:5]} of {str(folder)!r} were not written.")
-    with open(folder / TABLE, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["index", "path"] if names is not None else ["index"])
-        for i in range(manifest["n_images"]):
-            writer.writerow([i, names[i]] if names is not None else [i])
+    if names is None:
+        write_csv(folder / TABLE, ["index"], ([i] for i in range(manifest["n_images"])))
+    else:
+        write_csv(folder / TABLE, ["index", "path"], enumerate(names))
     try:
         import pandas as pd
 

@@ -371,7 +371,7 @@ def _ordered(distances, indices) -> tuple[np.ndarray, np.ndarray]:
     """Distances clipped to [0, 2] as float32 and each row sorted by (distance, index)."""
     distances = np.clip(np.asarray(distances, dtype=np.float32), 0.0, 2.0)
     indices = np.asarray(indices, dtype=np.int64)
-    order = np.lexsort((indices, distances), axis=1) if distances.size else None
-    if order is None:
+    if not distances.size:
         return distances, indices
+    order = np.lexsort((indices, distances), axis=1)
     return np.take_along_axis(distances, order, 1), np.take_along_axis(indices, order, 1)
